@@ -1,0 +1,33 @@
+"""Create a deploy user: key login, group www-data, a checked sudoers drop-in.
+
+    pyinfra inventories/prod.py deploys/create_user.py --data deploy_user=alice
+
+The controller's public key (deploy_user_public_key) is installed for *that* user. A password,
+if wanted, comes from $DEPLOY_USER_PASSWORD (or data) and is stored as sha512-crypt, hashed on
+the controller. The sudoers drop-in must pass ``visudo -c`` before it is installed.
+"""
+
+import os
+
+from pyinfra import host
+from pyinfra.operations import files, server
+
+from operations import accounts
+from operations.users import sudoers_rules, user_config
+
+password = host.data.get("deploy_user_password") or os.environ.get("DEPLOY_USER_PASSWORD")
+u = user_config(host.data, password=password or None)
+home = f"/home/{u.user}"
+
+server.user(
+    name=f"User {u.user}", user=u.user, home=home, shell="/bin/bash", create_home=True,
+    groups=list(u.groups), append=True, public_keys=[u.public_key],
+)  # fmt: skip
+files.directory(name=f"{home} private", path=home, user=u.user, group=u.user, mode="750")
+if u.password:
+    accounts.password(name=f"Password of {u.user}", user=u.user, password=u.password)
+rules = sudoers_rules(u.user, u.sudo)
+if rules:
+    accounts.sudoers(name=f"sudo scope {u.sudo} for {u.user}", filename=u.user, content=rules)
+else:
+    files.file(name=f"No sudo for {u.user}", path=f"/etc/sudoers.d/{u.user}", present=False)

@@ -1,0 +1,56 @@
+# Every data key pyinfra-web2py reads, with its default. Override per group
+# (group_data/<group>.py), per host (in the inventory) or per run (--data key=value).
+# Keys are checked on the controller before any host is touched (operations/config.py).
+
+# --- install_web2py: web2py itself ---
+# web2py source: an http(s) URL each server downloads, or a zip on the controller (uploaded).
+web2py_source = "https://www.web2py.com/examples/static/web2py_src.zip"
+# sha256 the source zip must have; checked on the controller for a local zip, on the server for a URL.
+web2py_sha256 = None
+# Where web2py lives on the server (the fabfile's location).
+web2py_root = "/home/www-data/web2py"
+# The account uWSGI and the schedulers run as; nginx must be able to reach its socket (group).
+web2py_user = "www-data"
+web2py_group = "www-data"
+# web2py admin password. Better left None here: then $WEB2PY_ADMIN_PASSWORD or a prompt is used,
+# and with neither the admin app stays disabled. Hashed on the controller; never in argv or logs.
+web2py_admin_password = None
+# Apps installed with web2py from controller folders: {"notes": "examples/apps/notes"}.
+web2py_apps = {}
+# Apps that get a web2py scheduler unit (web2py-scheduler@<app>): ["notes"].
+web2py_schedulers = []
+# Where configs, the uWSGI socket/FIFO and uploaded archives live on the server.
+web2py_config_dir = "/etc/web2py"
+web2py_run_dir = "/run/web2py"
+web2py_cache_dir = "/var/cache/pyinfra-web2py"
+
+# --- install_web2py: nginx ---
+nginx_server_name = "_"  # server_name; "_" answers any host name
+http_port = 80
+https_port = 443
+https_redirect = False  # True: plain HTTP answers 301 to HTTPS
+nginx_ipv6 = True  # also listen on [::]
+nginx_client_max_body_size = "10m"  # largest upload nginx accepts
+# Your own certificate (full chain) and key, on the controller; both None: self-signed on the server.
+tls_cert = None
+tls_key = None
+tls_key_bits = 2048  # RSA size of the self-signed key (2048 or more)
+tls_days = 3650  # validity of the self-signed certificate
+
+# --- install_web2py: uWSGI ---
+uwsgi_processes = 4  # worker processes
+uwsgi_harakiri = 60  # seconds before a stuck request's worker is recycled (0: never)
+uwsgi_max_requests = 5000  # requests before a worker is recycled (0: never)
+uwsgi_listen = 1024  # socket backlog: requests queued while workers are busy or reloading
+
+# --- create_user ---
+deploy_user = None  # the account to create (required by deploys/create_user.py)
+deploy_user_password = None  # None: key-only login; else set from $DEPLOY_USER_PASSWORD or this
+deploy_user_groups = ["www-data"]
+deploy_user_public_key = "~/.ssh/id_ed25519.pub"  # controller file installed for that user
+# sudo for the user: "web2py" (only systemctl for nginx, web2py-uwsgi and schedulers),
+# "full" (NOPASSWD: ALL, only when asked), or "none".
+deploy_user_sudo = "web2py"
+
+# --- webserver ---
+webserver_action = "status"  # start | stop | restart | reload | status

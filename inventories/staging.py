@@ -1,0 +1,4 @@
+# Example staging inventory: replace with your host. Group "staging".
+staging = [
+    ("staging.example.com", {"ssh_user": "deploy", "_sudo": True}),
+]

@@ -1,0 +1,110 @@
+"""Facts for pyinfra-web2py. Each one reports only what idempotency needs: never a secret."""
+
+from __future__ import annotations
+
+from pyinfra.api import FactBase, QuoteString, StringCommand
+
+SOURCE_MARKER = ".pyinfra-web2py-source"
+PACKAGE_MARKER = ".pyinfra-web2py-package"
+
+
+class MarkerFile(FactBase[str | None]):
+    """
+    First line of a marker file (a sha256 we wrote there), or None when it is missing.
+
+    .. code:: python
+
+        host.get_fact(MarkerFile, path="/home/www-data/web2py/.pyinfra-web2py-source")
+    """
+
+    def command(self, path: str) -> StringCommand:
+        return StringCommand("cat", QuoteString(path), "2>/dev/null", "||", "true")
+
+    def process(self, output: list[str]) -> str | None:
+        for line in output:
+            if line.strip():
+                return line.strip()
+        return None
+
+
+class Web2pyAdminPassword(FactBase[dict[str, str] | None]):
+    """
+    What a web2py ``parameters_<port>.py`` holds, minus the hash: the sha256 of the whole file
+    and its ``pbkdf2(ITER,KEYLEN,ALG)$SALT`` prefix. None when the file is missing.
+
+    .. code:: python
+
+        host.get_fact(Web2pyAdminPassword, path="/home/www-data/web2py/parameters_443.py")
+    """
+
+    def command(self, path: str) -> StringCommand:
+        quoted = QuoteString(path)
+        return StringCommand(
+            "if", "[", "-f", quoted, "];", "then",
+            "sha256sum", quoted, "|", "cut", "-c1-64;",
+            "sed", "-n", QuoteString(r's/^password="\(pbkdf2([^)]*)\$[^$]*\)\$.*$/\1/p'), quoted,
+            "|", "head", "-n1;",
+            "fi",
+        )  # fmt: skip
+
+    def process(self, output: list[str]) -> dict[str, str] | None:
+        lines = [line.strip() for line in output if line.strip()]
+        if not lines:
+            return None
+        return {"sha256": lines[0], "prefix": lines[1] if len(lines) > 1 else ""}
+
+
+class ShadowPassword(FactBase[dict[str, str] | None]):
+    """
+    A user's /etc/shadow password field, reduced to its salt part (``$6$rounds=N$salt``) and
+    the sha256 of the whole field, so the controller can check a password without the hash
+    ever being printed. None when the user does not exist.
+
+    .. code:: python
+
+        host.get_fact(ShadowPassword, user="deploy")
+    """
+
+    def command(self, user: str) -> StringCommand:
+        script = (
+            'h=$(getent shadow "$1" | cut -d: -f2) || exit 0; '
+            'printf "%s\\n" "${h%\\$*}"; printf "%s" "$h" | sha256sum | cut -c1-64'
+        )
+        return StringCommand("sh", "-c", QuoteString(script), "shadow", QuoteString(user))
+
+    def process(self, output: list[str]) -> dict[str, str] | None:
+        lines = [line.strip() for line in output]
+        if len(lines) < 2:
+            return None
+        return {"salt": lines[0], "sha256": lines[1]}
+
+
+class UnitStates(FactBase[dict[str, dict[str, str]]]):
+    """
+    LoadState, ActiveState, SubState and UnitFileState of systemd units
+    (globs expand to the loaded units only).
+
+    .. code:: python
+
+        host.get_fact(UnitStates, units=["nginx", "web2py-uwsgi", "web2py-scheduler@*"])
+    """
+
+    def command(self, units: list[str]) -> StringCommand:
+        return StringCommand(
+            "systemctl", "show", "--all", "--no-pager",
+            "--property=Id,LoadState,ActiveState,SubState,UnitFileState",
+            *(QuoteString(unit) for unit in units),
+        )  # fmt: skip
+
+    def process(self, output: list[str]) -> dict[str, dict[str, str]]:
+        units: dict[str, dict[str, str]] = {}
+        current: dict[str, str] = {}
+        for line in [*output, ""]:
+            if not line.strip():
+                if current.get("Id"):
+                    units[current.pop("Id")] = current
+                current = {}
+                continue
+            key, _, value = line.partition("=")
+            current[key.strip()] = value.strip()
+        return units

@@ -1,0 +1,130 @@
+"""Selective, reproducible packaging of a web2py app folder on the controller.
+
+``code`` mode ships what a web2py app *is* (models, controllers, modules, views at any depth,
+static, languages, cron, top-level .py/ABOUT/LICENSE/routes files) and never its runtime data;
+``full`` mode ships everything but runtime scratch (sessions, errors, cache) and junk.
+
+The archive is reproducible: entries sorted, timestamps, owners and modes fixed, gzip header
+without a name or time. Same files in, same bytes and same sha256 out, so a server can tell
+"nothing changed" from one hash.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import gzip
+import hashlib
+import io
+import tarfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+CODE_DIRS = ("models", "controllers", "modules", "views", "static", "languages", "cron")
+CODE_TOP_FILES = ("*.py", "ABOUT", "LICENSE", "routes.*", "__init__.py", "VERSION")
+DATA_DIRS = ("databases", "sessions", "errors", "cache", "uploads", "private")
+RUNTIME_DIRS = ("sessions", "errors", "cache")
+JUNK_DIRS = (".git", ".hg", ".svn", ".bzr", "__pycache__", "compiled", ".idea", ".vscode")
+JUNK_FILES = ("*~", "*.bak", "#*", ".#*", "*.pyc", "*.pyo", "*.swp", ".DS_Store")
+MANIFEST_NAME = ".pyinfra-web2py-manifest"
+FIXED_MTIME = 1_577_836_800  # 2020-01-01T00:00:00Z
+
+
+class PackagingError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Package:
+    path: Path
+    sha256: str
+    files: dict[str, str]  # relative path -> sha256 of its bytes
+
+
+def _matches(name: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def select_files(
+    app_dir: Path,
+    mode: str = "code",
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+) -> list[str]:
+    """Relative POSIX paths of the files to ship, sorted.
+
+    ``include``/``exclude`` are glob patterns on the relative path (``exclude`` wins).
+    """
+    if mode not in ("code", "full"):
+        raise PackagingError(f"package_mode: expected 'code' or 'full', got {mode!r}")
+    if not app_dir.is_dir():
+        raise PackagingError(f"no such app folder: {app_dir}")
+    include, exclude = tuple(include), tuple(exclude)
+    selected = []
+    for path in _walk(app_dir):
+        rel = PurePosixPath(path.relative_to(app_dir).as_posix())
+        parts = rel.parts
+        if any(part in JUNK_DIRS for part in parts[:-1]) or _matches(rel.name, JUNK_FILES):
+            continue
+        if _matches(str(rel), exclude):
+            continue
+        top = parts[0]
+        if mode == "code":
+            wanted = (len(parts) > 1 and top in CODE_DIRS) or (
+                len(parts) == 1 and _matches(top, CODE_TOP_FILES)
+            )
+        else:
+            wanted = not (len(parts) > 1 and top in RUNTIME_DIRS)
+        if wanted or _matches(str(rel), include):
+            selected.append(str(rel))
+    return sorted(selected)
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            yield path
+
+
+def build_package(
+    app_dir: Path,
+    out_path: Path,
+    mode: str = "code",
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+) -> Package:
+    """Write a reproducible ``.tar.gz`` of the selected files plus a sha256 manifest."""
+    names = select_files(app_dir, mode, include, exclude)
+    if not any(name.startswith("controllers/") for name in names):
+        raise PackagingError(f"{app_dir} is not a web2py app: no controllers/ to package")
+    files: dict[str, str] = {}
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in names:
+            data = (app_dir / name).read_bytes()
+            files[name] = hashlib.sha256(data).hexdigest()
+            _add(tar, name, data)
+        _add(tar, MANIFEST_NAME, manifest_text(files).encode())
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        open(out_path, "wb") as out,
+        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz,
+    ):
+        gz.write(raw.getvalue())
+    digest = hashlib.sha256(out_path.read_bytes()).hexdigest()
+    return Package(path=out_path, sha256=digest, files=files)
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = FIXED_MTIME
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+def manifest_text(files: dict[str, str]) -> str:
+    """``sha256  path`` lines, sorted: the format ``sha256sum -c`` reads."""
+    return "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items()))
