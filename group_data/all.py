@@ -5,7 +5,7 @@
 # --- install_web2py: web2py itself ---
 # web2py source: an http(s) URL each server downloads, or a zip on the controller (uploaded).
 web2py_source = "https://www.web2py.com/examples/static/web2py_src.zip"
-# sha256 the source zip must have; checked on the controller for a local zip, on the server for a URL.
+# sha256 the source zip must have: checked on the controller (local zip) or the server (URL).
 web2py_sha256 = None
 # Where web2py lives on the server (the fabfile's location).
 web2py_root = "/home/www-data/web2py"
@@ -31,7 +31,7 @@ https_port = 443
 https_redirect = False  # True: plain HTTP answers 301 to HTTPS
 nginx_ipv6 = True  # also listen on [::]
 nginx_client_max_body_size = "10m"  # largest upload nginx accepts
-# Your own certificate (full chain) and key, on the controller; both None: self-signed on the server.
+# Your own certificate (full chain) and key on the controller; both None: self-signed.
 tls_cert = None
 tls_key = None
 tls_key_bits = 2048  # RSA size of the self-signed key (2048 or more)

@@ -18,7 +18,6 @@ from .secrets_upload import upload_secret
 # runtime data folders, then records the package's sha256 in the app folder.
 
 
-
 @operation()
 def source(zip_path: str, root: str, sha256: str, user: str = "www-data", group: str = "www-data"):
     """

@@ -1,0 +1,98 @@
+import hashlib
+
+import pytest
+
+from operations.config import ConfigError, as_port, as_remote_path, check_source, install_config
+
+
+def base_data(tmp_path, **overrides):
+    zip_path = tmp_path / "web2py_src.zip"
+    zip_path.write_bytes(b"not really a zip")
+    data = {"web2py_source": str(zip_path)}
+    data.update(overrides)
+    return data
+
+
+def test_defaults_are_complete(tmp_path):
+    c = install_config(base_data(tmp_path))
+    assert c.root == "/home/www-data/web2py"
+    assert (c.http_port, c.https_port, c.https_redirect) == (80, 443, False)
+    assert c.source.sha256 == hashlib.sha256(b"not really a zip").hexdigest()
+    assert c.tls_cert is None and c.admin_password is None
+
+
+def test_admin_password_is_not_in_repr(tmp_path):
+    c = install_config(base_data(tmp_path), admin_password="hunter2-secret")
+    assert "hunter2-secret" not in repr(c)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"http_port": "eighty"}, "http_port: expected a whole number, got 'eighty'"),
+        ({"https_port": 70000}, "https_port: 70000 is out of range 1-65535"),
+        ({"http_port": 443}, "http_port and https_port: both are 443"),
+        (
+            {"web2py_source": "/nope/web2py_src.zip"},
+            "web2py_source: no such file on the controller",
+        ),
+        ({"web2py_sha256": "abc"}, "web2py_sha256: expected 64 hexadecimal digits"),
+        ({"web2py_sha256": "0" * 64}, "web2py_sha256: "),
+        ({"tls_cert": "/nope.crt", "tls_key": "/nope.key"}, "tls_cert: no such file"),
+        ({"tls_cert": "/nope.crt"}, "tls_cert and tls_key: give both"),
+        ({"web2py_apps": {"notes": "/no/such/app"}}, "web2py_apps['notes']: no such folder"),
+        ({"web2py_apps": {"bad-name": "."}}, "web2py_apps: expected a web2py app name"),
+        ({"web2py_root": "relative/path"}, "web2py_root: expected an absolute path"),
+        ({"web2py_root": "/home/../etc"}, "web2py_root: expected an absolute path without '..'"),
+        ({"web2py_user": "Root Beer"}, "web2py_user: expected a user or group name"),
+        ({"https_redirect": "maybe"}, "https_redirect: expected true or false"),
+        ({"nginx_client_max_body_size": "10 MB"}, "nginx_client_max_body_size: expected a size"),
+        ({"tls_key_bits": 1024}, "tls_key_bits: 1024 is out of range"),
+        ({"nginx_server_name": "a;b"}, "nginx_server_name: expected host names or _"),
+    ],
+)
+def test_bad_data_is_one_clear_line(tmp_path, overrides, message):
+    with pytest.raises(ConfigError) as error:
+        install_config(base_data(tmp_path, **overrides))
+    text = str(error.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_wrong_sha256_names_both_digests(tmp_path):
+    data = base_data(tmp_path, web2py_sha256="f" * 64)
+    with pytest.raises(ConfigError, match=r"has sha256 [0-9a-f]{64}, expected f{64}"):
+        install_config(data)
+
+
+def test_app_folder_must_be_a_web2py_app(tmp_path):
+    app = tmp_path / "notes"
+    app.mkdir()
+    with pytest.raises(ConfigError, match="not a web2py app"):
+        install_config(base_data(tmp_path, web2py_apps={"notes": str(app)}))
+    (app / "controllers").mkdir()
+    assert install_config(base_data(tmp_path, web2py_apps={"notes": str(app)})).apps == {
+        "notes": app
+    }
+
+
+def test_strings_from_data_flag_are_converted(tmp_path):
+    c = install_config(
+        base_data(tmp_path, http_port="8080", https_redirect="yes", nginx_ipv6="false")
+    )
+    assert (c.http_port, c.https_redirect, c.ipv6) == (8080, True, False)
+
+
+def test_url_source_keeps_optional_sha():
+    source = check_source("https://example.org/web2py_src.zip", None)
+    assert source.url and source.sha256 is None and source.local_path is None
+
+
+def test_port_rejects_bool_and_float():
+    for value in (True, 80.5, "80a", ""):
+        with pytest.raises(ConfigError):
+            as_port("http_port", value)
+
+
+def test_remote_path_strips_trailing_slash():
+    assert as_remote_path("web2py_root", "/srv/web2py/") == "/srv/web2py"

@@ -1,0 +1,67 @@
+import subprocess
+
+import pytest
+
+from operations.config import ConfigError
+from operations.users import sudoers_rules, user_config
+
+
+@pytest.fixture()
+def key_file(tmp_path):
+    path = tmp_path / "id.pub"
+    path.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9v alice@laptop\n")
+    return path
+
+
+def test_user_config_reads_key_and_scope(key_file):
+    data = {"deploy_user": "alice", "deploy_user_public_key": str(key_file)}
+    u = user_config(data, password=None)
+    assert u.public_key.startswith("ssh-ed25519 ")
+    assert u.sudo == "web2py" and u.groups == ()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "deploy_user: required"),
+        ({"deploy_user": "root"}, "refusing to manage root"),
+        ({"deploy_user": "alice", "deploy_user_sudo": "all"}, "deploy_user_sudo: expected one of"),
+        ({"deploy_user": "alice", "deploy_user_public_key": "/nope.pub"}, "no such file"),
+        ({"deploy_user": "Alice Smith", "deploy_user_public_key": "KEY"}, "deploy_user: expected"),
+        (
+            {
+                "deploy_user": "alice",
+                "deploy_user_sudo": "password",
+                "deploy_user_public_key": "KEY",
+            },
+            "needs deploy_user_password",
+        ),
+    ],
+)
+def test_bad_user_data(data, message, key_file):
+    data = {k: (str(key_file) if v == "KEY" else v) for k, v in data.items()}
+    with pytest.raises(ConfigError, match=message):
+        user_config(data, password=None)
+
+
+def test_private_key_is_refused(tmp_path):
+    path = tmp_path / "id"
+    path.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n")
+    with pytest.raises(ConfigError, match="not one SSH public key line"):
+        user_config({"deploy_user": "alice", "deploy_user_public_key": str(path)}, None)
+
+
+@pytest.mark.parametrize("scope", ["web2py", "password", "full"])
+def test_sudoers_rules_pass_visudo(tmp_path, scope):
+    rules = sudoers_rules("alice", scope)
+    path = tmp_path / "alice"
+    path.write_text(rules)
+    result = subprocess.run(["visudo", "-c", "-q", "-f", str(path)], capture_output=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_web2py_scope_is_narrow():
+    rules = sudoers_rules("alice", "web2py")
+    assert "NOPASSWD: ALL" not in rules
+    assert "/usr/bin/systemctl reload web2py-uwsgi" in rules
+    assert sudoers_rules("alice", "none") is None
