@@ -1,0 +1,68 @@
+"""End-to-end fixtures: real sandbox servers, real pyinfra over SSH.
+
+These tests never skip silently: if the machine cannot run them they fail, unless the user
+explicitly sets W2P_SKIP_E2E=1 (never set in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from .sandboxlib import ROOT, Server, e2e_prerequisites, pyinfra, sandbox_down, sandbox_up
+
+PREFIX = "w2pt"
+SERVER_COUNT = 3
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def web2py_zip() -> str:
+    """A real web2py_src.zip when WEB2PY_SRC_ZIP is set, else the stand-in, built fresh."""
+    given = os.environ.get("WEB2PY_SRC_ZIP")
+    if given:
+        return given
+    out = ROOT / "build" / "web2py_src.zip"
+    subprocess.run(
+        [sys.executable, "-m", "web2py_standin", "build", str(out)], check=True, cwd=ROOT,
+        timeout=120,
+    )  # fmt: skip
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def servers(web2py_zip) -> list[Server]:
+    why = e2e_prerequisites()
+    if why:
+        if os.environ.get("W2P_SKIP_E2E") == "1":
+            pytest.skip(why)
+        pytest.fail(f"{why} (set W2P_SKIP_E2E=1 to skip explicitly; CI never does)")
+    started = sandbox_up(PREFIX, SERVER_COUNT)
+    yield started
+    sandbox_down([s.name for s in started])
+
+
+@pytest.fixture(scope="session")
+def admin_password() -> str:
+    return "adm-" + secrets.token_urlsafe(18)
+
+
+@pytest.fixture(scope="session")
+def installed(servers, admin_password, web2py_zip):
+    """install_web2py run on the first two servers in parallel, twice."""
+    hosts = servers[:2]
+    env = {"WEB2PY_ADMIN_PASSWORD": admin_password, "WEB2PY_SRC_ZIP": web2py_zip}
+    first = pyinfra("deploys/install_web2py.py", hosts, env=env, extra=["-vvv"])
+    assert first.returncode == 0, first.output[-6000:]
+    second = pyinfra("deploys/install_web2py.py", hosts, env=env)
+    assert second.returncode == 0, second.output[-6000:]
+    return {"hosts": hosts, "first": first, "second": second, "env": env}
