@@ -1,0 +1,46 @@
+"""TEST STAND-IN (not web2py): run a script in an app's environment (web2py.py -S)."""
+
+import os
+import sys
+
+from gluon.compileapp import build_environment, run_models_in
+from gluon.custom_import import custom_import_install
+from gluon.dal import BaseAdapter
+from gluon.globals import Request, Response, Session
+from gluon.storage import List
+
+
+def env(a, import_models=False, c='default', f='index'):
+    """Environment dict of app `a` for a fake local request to /a/c/f."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    request = Request({'PATH_INFO': '/%s/%s/%s' % (a, c, f), 'REQUEST_METHOD': 'GET',
+                       'REMOTE_ADDR': '127.0.0.1', 'HTTP_HOST': '127.0.0.1'})
+    request.update(application=a, controller=c, function=f, extension='html',
+                   args=List(), folder=os.path.join(root, 'applications', a) + os.sep,
+                   client='127.0.0.1', is_local=True, is_https=False, is_shell=True)
+    request.env.web2py_path = root
+    if not os.path.isdir(request.folder):
+        raise RuntimeError('application %s does not exist' % a)
+    environment = build_environment(request, Response(), Session())
+    if import_models:
+        run_models_in(environment)
+    return environment
+
+
+def run(appname, import_models=False, script=None, args=()):
+    custom_import_install()
+    a, _, rest = appname.partition('/')
+    c, _, f = rest.partition('/')
+    environment = env(a, import_models, c or 'default', f or 'index')
+    sys.argv = [script] + list(args)
+    try:
+        with open(script, encoding='utf8') as fh:
+            exec(compile(fh.read(), script, 'exec'), environment)
+    except SystemExit as e:
+        BaseAdapter.close_all_instances('commit' if not e.code else 'rollback')
+        return e.code or 0
+    except BaseException:
+        BaseAdapter.close_all_instances('rollback')
+        raise
+    BaseAdapter.close_all_instances('commit')
+    return 0
