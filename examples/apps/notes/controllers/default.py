@@ -1,0 +1,59 @@
+# -*- coding: utf-8 -*-
+import uuid
+
+from notes_util import VERSION, note_as_dict, rfc822, summarize
+
+
+def index():
+    """List the notes; a POST adds one (post/redirect/get)."""
+    if request.env.request_method == 'POST':
+        if not session.formkey or request.post_vars._formkey != session.formkey:
+            session.flash = T('The form expired, please try again')
+            redirect(URL('index'))
+        upload = request.post_vars.attachment
+        fields = dict(title=(request.post_vars.title or '').strip(),
+                      body=request.post_vars.body or '')
+        # pydal returns a Row in old versions and a dict in new ones: use [] for both
+        result = db.note.validate_and_insert(**fields)
+        if result['errors']:
+            response.flash = T('A title is required')
+        else:
+            if upload is not None and getattr(upload, 'filename', None):
+                stored = db.note.attachment.store(upload.file, upload.filename)
+                db(db.note.id == result['id']).update(attachment=stored)
+            session.flash = T('Note added')
+            redirect(URL('index'))
+    session.formkey = str(uuid.uuid4())
+    notes = db(db.note).select(orderby=~db.note.created_on | ~db.note.id)
+    return dict(notes=notes, formkey=session.formkey, summarize=summarize)
+
+
+def show():
+    note = db.note(request.args(0, cast=int)) or redirect(URL('index'))
+    return dict(note=note, summarize=summarize)
+
+
+def download():
+    return response.download(request, db)
+
+
+def api():
+    """Rendered by views/generic.json when called as /notes/default/api.json."""
+    session.forget(response)
+    notes = db(db.note).select(orderby=db.note.id)
+    return dict(app=request.application, version=VERSION, count=len(notes),
+                notes=[note_as_dict(note) for note in notes])
+
+
+def feed():
+    session.forget(response)
+    notes = db(db.note).select(orderby=~db.note.id, limitby=(0, 20))
+    return dict(notes=notes, rfc822=rfc822, summarize=summarize)
+
+
+def health():
+    """Plain-text health check used by the deploys: also proves the database works."""
+    session.forget(response)
+    db.executesql('SELECT 1')
+    response.headers['Content-Type'] = 'text/plain; charset=utf-8'
+    return 'ok notes %s' % VERSION
