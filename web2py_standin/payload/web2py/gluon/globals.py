@@ -4,6 +4,7 @@ import datetime
 import io
 import os
 import threading
+import uuid
 from http.cookies import SimpleCookie
 
 from gluon.http import HTTP, redirect
@@ -24,7 +25,7 @@ class Request(Storage):
         self.vars = Storage()
         self.args = List()
         self.now = datetime.datetime.now()
-        self.utcnow = datetime.datetime.utcnow()
+        self.utcnow = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
         self.is_restful = False
         self.is_shell = False
         self.is_scheduler = False
@@ -114,7 +115,7 @@ class Session(Storage):
         response = current.response
         old = response.session_filename
         response.session_id = '%s-%s' % (current.request.client.replace(':', '.'),
-                                         __import__('uuid').uuid4())
+                                         uuid.uuid4())
         response.session_filename = os.path.join(os.path.dirname(old), response.session_id)
         response.session_hash = None
         if old and os.path.exists(old):

@@ -1,14 +1,15 @@
 """TEST STAND-IN (not web2py): T, the translator reading languages/<lang>.py.
 
-Language choice follows web2py: the Accept-Language header (by q value),
-exact file first (fr-ca.py) then the primary tag (fr.py); a language equal to
-default.py's '!langcode!' or with no file uses default.py; a key missing from
-the file is returned untranslated. Unlike web2py, the stand-in never writes
-new keys back into the language files.
+Language choice follows web2py: languages of the Accept-Language header in
+order (web2py ignores q), each tried as xx-yy.py, xx.py, then any xx*.py; the
+default language (default.py's '!langcode!') or no match uses default.py; a
+key missing from the file is returned untranslated. Unlike web2py, the
+stand-in never writes new keys back into the language files.
 """
 
 import ast
 import os
+import re
 
 __all__ = ['translator']
 
@@ -29,21 +30,7 @@ def read_dict(filename):
     return data
 
 
-def parse_accept_language(header):
-    languages = []
-    for i, item in enumerate((header or '').split(',')):
-        parts = item.strip().split(';')
-        tag = parts[0].strip().lower()
-        q = 1.0
-        for p in parts[1:]:
-            if p.strip().startswith('q='):
-                try:
-                    q = float(p.strip()[2:])
-                except ValueError:
-                    q = 0.0
-        if tag and tag != '*':
-            languages.append((-q, i, tag))
-    return [tag for _, _, tag in sorted(languages)]
+regex_language = re.compile(r'([a-z]{2,3}(?:-[a-z]{2})?(?:-[a-z]{2})?)(?:[,;]|$)')
 
 
 class translator:
@@ -52,28 +39,43 @@ class translator:
         self.default_t = read_dict(os.path.join(langpath, 'default.py'))
         self.default_language = self.default_t.get('!langcode!', 'en')
         self.current_languages = [self.default_language]
-        self.force(*parse_accept_language(http_accept_language))
+        self.http_accept_language = http_accept_language or ''
+        self.force(self.http_accept_language)
 
     def force(self, *languages):
-        """Use the first of the given languages that has a file (else default.py)."""
-        self.accepted_language = self.default_language
+        """Use the first language (in header order, q ignored, as web2py does)
+        that has a file: xx-yy.py, then xx.py, then any xx*.py. A language of
+        current_languages (default.py's '!langcode!') means no translation."""
+        if len(languages) == 1 and isinstance(languages[0], str):
+            languages = regex_language.findall(languages[0].lower())
+        languages = [x.lower() for x in languages if x]
+        try:
+            available = {n[:-3] for n in os.listdir(self.langpath)
+                         if n.endswith('.py') and n != 'default.py'
+                         and not n.startswith('plural-')}
+        except OSError:
+            available = set()
+        all_languages = available | set(self.current_languages)
+        self.accepted_language = self.current_languages[0]
         self.t = self.default_t
-        for language in languages:
-            if not language:
-                continue
-            language = language.lower()
-            if language in self.current_languages:
+        for lang in languages:
+            language = ''
+            if lang[:5] in all_languages:
+                language = lang[:5]
+            elif len(lang) > 2 and lang[:2] in all_languages:
+                language = lang[:2]
+            else:
+                language = next((x for x in sorted(all_languages) if x[:2] == lang[:2]), '')
+            if language:
+                if language not in self.current_languages:
+                    self.t = read_dict(os.path.join(self.langpath, language + '.py'))
+                    self.accepted_language = language
                 break
-            for candidate in (language, language.split('-')[0]):
-                filename = os.path.join(self.langpath, candidate + '.py')
-                if candidate != 'default' and os.path.isfile(filename):
-                    self.accepted_language = candidate
-                    self.t = read_dict(filename)
-                    return self.accepted_language
         return self.accepted_language
 
     def set_current_languages(self, *languages):
-        self.current_languages = [x.lower() for x in languages]
+        self.current_languages = [x.lower() for x in languages] or [self.default_language]
+        self.force(self.http_accept_language)
 
     def __call__(self, message, symbols=None, language=None, lazy=None, ns=None):
         message = str(message)
