@@ -1,0 +1,47 @@
+"""Manifests (``sha256  path`` lines) and the file-level diff a dry run shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ManifestDiff:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.changed or self.removed)
+
+    def summary(self) -> str:
+        return f"{len(self.added)} added, {len(self.changed)} changed, {len(self.removed)} removed"
+
+    def lines(self) -> list[str]:
+        return (
+            [f"+ {name}" for name in self.added]
+            + [f"~ {name}" for name in self.changed]
+            + [f"- {name}" for name in self.removed]
+        )
+
+
+def parse_manifest(text: str | list[str] | None) -> dict[str, str]:
+    """``sha256  path`` lines (as ``sha256sum`` writes them) → {path: sha256}."""
+    if not text:
+        return {}
+    lines = text.splitlines() if isinstance(text, str) else text
+    files: dict[str, str] = {}
+    for line in lines:
+        digest, sep, name = line.partition("  ")
+        if sep and len(digest) == 64:
+            files[name] = digest
+    return files
+
+
+def diff_manifests(live: dict[str, str], new: dict[str, str]) -> ManifestDiff:
+    return ManifestDiff(
+        added=sorted(set(new) - set(live)),
+        changed=sorted(name for name in set(new) & set(live) if new[name] != live[name]),
+        removed=sorted(set(live) - set(new)),
+    )
