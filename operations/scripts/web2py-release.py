@@ -1,0 +1,654 @@
+#!/usr/bin/python3
+"""Server side of pyinfra-web2py's app deploys: releases, atomic switch, health checks, rollback.
+
+Shipped to servers by pyinfra-web2py (operations/scripts.py) and run as root. Standard library
+only (Python 3.9+, as on Debian 11+/Ubuntu 22.04+). Every step of a deploy that must not be left
+half-done runs here, in one process, under one lock:
+
+    lock → backup → unpack and verify → link shared data → pre-switch check (a throwaway uWSGI
+    serving the new release) → hooks → atomic switch (rename of a symlink) → chain reload →
+    wait for every worker → health check through nginx → on failure: switch back, reload,
+    mark the release bad → audit line → unlock
+
+Layout of one app (APPS_DIR/APP):
+    releases/<id>/       code (root-owned, read-only to uWSGI) + symlinks to shared data
+    shared/<data dir>/   databases uploads sessions errors cache private: owned by the web2py user
+    current              symlink → releases/<id>: what web2py serves (applications/APP → current)
+    release.log          "<utc> <release id> <event>" lines: the history rollback follows
+    audit.jsonl          one JSON object per deploy, rollback or restore
+    lock/                exists while a deploy runs; lock/info.json says who, when, which version
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import grp
+import hashlib
+import http.client
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+
+MANIFEST = ".pyinfra-web2py-manifest"
+REVISION = "REVISION"
+EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE = 1, 3, 2
+
+
+class Failure(Exception):
+    """A step failed: the message is the one line the operator sees."""
+
+
+def utc_stamp(now: float | None = None) -> str:
+    return dt.datetime.fromtimestamp(now or time.time(), dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class App:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.name: str = args.app
+        self.base = Path(args.apps_dir) / self.name
+        self.releases = self.base / "releases"
+        self.shared = self.base / "shared"
+        self.current = self.base / "current"
+        self.lock_dir = self.base / "lock"
+        self.web2py_link = Path(args.web2py_root) / "applications" / self.name
+        self.data_dirs: list[str] = args.data_dirs.split(",")
+        self.uid = pwd.getpwnam(args.user).pw_uid
+        self.gid = grp.getgrnam(args.group).gr_gid
+
+    # --- state -------------------------------------------------------------------------
+    def live_release(self) -> str | None:
+        try:
+            return os.readlink(self.current).rsplit("/", 1)[-1]
+        except OSError:
+            return None
+
+    def revision(self, release: str | None) -> dict:
+        if not release:
+            return {}
+        try:
+            return json.loads((self.releases / release / REVISION).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def history(self) -> list[tuple[str, str, str]]:
+        try:
+            lines = (self.base / "release.log").read_text().splitlines()
+        except OSError:
+            return []
+        return [tuple(line.split(" ", 2)) for line in lines if line.count(" ") >= 2]  # type: ignore[misc]
+
+    def record(self, release: str, event: str) -> None:
+        with open(self.base / "release.log", "a") as f:
+            f.write(f"{utc_stamp()} {release} {event}\n")
+
+    def good_releases(self) -> list[str]:
+        """Releases that were live and healthy, oldest first, without repeats."""
+        bad = {rel for _, rel, event in self.history() if event in ("failed", "bad")}
+        seen: list[str] = []
+        for _, rel, event in self.history():
+            if event == "live" and rel not in bad and (self.releases / rel).is_dir():
+                if rel in seen:
+                    seen.remove(rel)
+                seen.append(rel)
+        return seen
+
+    def audit(self, entry: dict) -> None:
+        entry = {"app": self.name, "host": socket.gethostname(), **entry}
+        with open(self.base / "audit.jsonl", "a") as f:
+            f.write(json.dumps(entry, sort_keys=True) + "\n")
+
+    # --- lock --------------------------------------------------------------------------
+    def acquire(self, version: str) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        try:
+            self.lock_dir.mkdir()
+        except FileExistsError:
+            raise Failure(f"{self.name}: {self.describe_lock()}") from None
+        info = {"who": self.args.who, "since": utc_stamp(), "version": version, "pid": os.getpid()}
+        (self.lock_dir / "info.json").write_text(json.dumps(info, sort_keys=True) + "\n")
+
+    def describe_lock(self) -> str:
+        try:
+            info = json.loads((self.lock_dir / "info.json").read_text())
+        except (OSError, ValueError):
+            info = {}
+        return (
+            f"locked by {info.get('who', '?')} since {info.get('since', '?')} "
+            f"(version {info.get('version', '?')}); if that deploy is dead, release it with: "
+            f"pyinfra INVENTORY deploys/unlock.py --data unlock_app={self.name}"
+        )
+
+    def release_lock(self) -> None:
+        shutil.rmtree(self.lock_dir, ignore_errors=True)
+
+    # --- backup ------------------------------------------------------------------------
+    def backup(self) -> str | None:
+        """Zip the live app (code and data) to BACKUPS/APP.<stamp>.zip with a .sha256."""
+        source = self.web2py_link
+        if not source.exists():
+            return None
+        backups = Path(self.args.backups_dir)
+        backups.mkdir(parents=True, exist_ok=True)
+        os.chmod(backups, 0o700)
+        stamp = utc_stamp()
+        name, n = f"{self.name}.{stamp}.zip", 1
+        while True:  # never collide, even for two deploys in one second
+            try:
+                fd = os.open(backups / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                break
+            except FileExistsError:
+                n += 1
+                name = f"{self.name}.{stamp}-{n}.zip"
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+            root = source.resolve()
+            for path in sorted(walk_files(root)):
+                rel = path.relative_to(root)
+                if rel.parts and rel.parts[0] in ("sessions", "cache"):
+                    continue  # runtime scratch, not worth restoring
+                zf.write(path, f"{self.name}/{rel.as_posix()}")
+        digest = sha256_file(backups / name)
+        (backups / f"{name}.sha256").write_text(f"{digest}  {name}\n")
+        self.prune_backups()
+        return name
+
+    def prune_backups(self) -> None:
+        keep = self.args.keep_backups
+        backups = Path(self.args.backups_dir)
+        zips = sorted(backups.glob(f"{self.name}.*.zip"), key=lambda p: p.stat().st_mtime)
+        for old in zips[:-keep] if keep > 0 else []:
+            old.unlink(missing_ok=True)
+            Path(f"{old}.sha256").unlink(missing_ok=True)
+
+    # --- unpack --------------------------------------------------------------------------
+    def unpack(self, package: Path, sha: str, release: str, meta: dict) -> Path:
+        if sha256_file(package) != sha:
+            raise Failure(f"{self.name}: package {package} does not have sha256 {sha}")
+        self.releases.mkdir(parents=True, exist_ok=True)
+        staging = self.releases / f".{release}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        with tarfile.open(package) as tar:
+            for member in tar.getmembers():
+                if (
+                    not member.isfile()
+                    or member.name.startswith("/")
+                    or ".." in member.name.split("/")
+                ):
+                    raise Failure(f"{self.name}: unsafe entry in package: {member.name}")
+            tar.extractall(staging)  # noqa: S202 (entries checked above)
+        manifest = parse_manifest((staging / MANIFEST).read_text())
+        for name, digest in manifest.items():
+            if sha256_file(staging / name) != digest:
+                raise Failure(f"{self.name}: {name} does not match the package manifest")
+        self.adopt_shared(staging)
+        for data in self.data_dirs:
+            target = staging / data
+            if target.is_symlink() or target.exists():
+                shutil.rmtree(
+                    target
+                ) if target.is_dir() and not target.is_symlink() else target.unlink()
+            os.symlink(f"../../shared/{data}", target)
+        (staging / REVISION).write_text(
+            json.dumps({"release": release, **meta}, sort_keys=True) + "\n"
+        )
+        for path in [staging, *staging.rglob("*")]:
+            if path.is_symlink():
+                continue
+            os.chown(path, 0, 0)
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        final = self.releases / release
+        os.rename(staging, final)
+        os.chmod(self.releases, 0o755)
+        return final
+
+    def adopt_shared(self, staging: Path) -> None:
+        """Create shared data dirs, seeded on first deploy from a legacy app or a full package."""
+        self.shared.mkdir(parents=True, exist_ok=True)
+        legacy = (
+            self.web2py_link
+            if self.web2py_link.is_dir() and not self.web2py_link.is_symlink()
+            else None
+        )
+        for data in self.data_dirs:
+            shared = self.shared / data
+            if not shared.exists():
+                seed = None
+                if legacy and (legacy / data).is_dir():
+                    seed = legacy / data
+                elif (staging / data).is_dir() and not (staging / data).is_symlink():
+                    seed = staging / data
+                if seed is not None:
+                    shutil.copytree(seed, shared, symlinks=True)
+                else:
+                    shared.mkdir()
+            for path in [shared, *shared.rglob("*")]:
+                if not path.is_symlink():
+                    os.chown(path, self.uid, self.gid)
+            os.chmod(shared, 0o770)
+        os.chmod(self.base, 0o755)
+
+    # --- checks ----------------------------------------------------------------------------
+    def precheck(self, release_dir: Path) -> None:
+        """Serve the new release from a throwaway uWSGI on a private socket; demand health."""
+        if not self.args.health_path:
+            return
+        shadow = self.base / f".check-{release_dir.name}"
+        shutil.rmtree(shadow, ignore_errors=True)
+        (shadow / "applications").mkdir(parents=True)
+        root = Path(self.args.web2py_root)
+        for entry in root.iterdir():
+            if entry.name not in ("applications", "deposit", "logs", "site-packages"):
+                os.symlink(entry, shadow / entry.name)
+        for name in ("deposit", "logs", "site-packages"):
+            (shadow / name).mkdir()
+        (shadow / "applications" / "__init__.py").write_text("")
+        os.symlink(release_dir, shadow / "applications" / self.name)
+        for path in [shadow, *shadow.rglob("*")]:
+            if not path.is_symlink():
+                os.chown(path, self.uid, self.gid)
+        sock = shadow / "check.sock"
+        command = [
+            self.args.uwsgi, "--plugins", "python3", "--http-socket", str(sock),
+            "--chdir", str(shadow), "--module", "wsgihandler:application", "--master",
+            "--processes", "1", "--need-app", "--uid", str(self.uid), "--gid", str(self.gid),
+            "--chmod-socket", "600", "--die-on-term", "--disable-logging",
+        ]  # fmt: skip
+        log_path = shadow / "uwsgi.log"
+        with open(log_path, "wb") as out:
+            proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + self.args.check_timeout
+            while not sock.exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+                    raise Failure(
+                        f"{self.name}: release {release_dir.name} does not load: {' | '.join(tail)}"
+                    )
+                time.sleep(0.05)
+            status, body = unix_http_get(sock, self.args.health_path, self.args.check_timeout)
+            self.judge("pre-switch check", status, body)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            shutil.rmtree(shadow, ignore_errors=True)
+
+    def judge(self, what: str, status: int, body: bytes) -> None:
+        if status != self.args.health_status:
+            raise Failure(
+                f"{self.name}: {what} of {self.args.health_path} answered {status}, "
+                f"expected {self.args.health_status}"
+            )
+        if self.args.health_text and self.args.health_text.encode() not in body:
+            raise Failure(
+                f"{self.name}: {what} of {self.args.health_path} lacks {self.args.health_text!r}"
+            )
+
+    def health_through_nginx(self) -> None:
+        if not self.args.health_path:
+            return
+        deadline = time.monotonic() + self.args.check_timeout
+        while True:
+            try:
+                status, body = https_get(self.args.health_port, self.args.health_path)
+                self.judge("health check", status, body)
+                return
+            except (OSError, Failure) as error:
+                if time.monotonic() > deadline:
+                    raise Failure(str(error)) from None
+                time.sleep(0.2)
+
+    # --- switch and reload ----------------------------------------------------------------
+    def switch(self, release: str) -> None:
+        temp = self.base / f".current-{os.getpid()}"
+        temp.unlink(missing_ok=True)
+        os.symlink(f"releases/{release}", temp)
+        os.replace(temp, self.current)  # rename(2): atomic, never a moment without `current`
+        link = self.web2py_link
+        if link.is_symlink() and os.readlink(link) == str(self.current):
+            return
+        if link.exists() and not link.is_symlink():
+            legacy = link.with_name(f".{self.name}.pre-releases-{utc_stamp()}")
+            os.rename(link, legacy)
+            log(f"{self.name}: adopted the existing app folder; it was moved to {legacy}")
+        temp_link = link.with_name(f".{self.name}.link-{os.getpid()}")
+        temp_link.unlink(missing_ok=True)
+        os.symlink(self.current, temp_link)
+        os.replace(temp_link, link)
+
+    def chain_reload(self) -> None:
+        """FIFO 'c': uWSGI replaces workers one at a time; wait until none of the old is left."""
+        before = {w.get("pid") for w in uwsgi_workers(self.args.stats)}
+        with open(self.args.fifo, "w") as f:
+            f.write("c")
+        deadline = time.monotonic() + self.args.reload_timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            workers = uwsgi_workers(self.args.stats)
+            if workers and all(
+                w.get("pid") not in before and w.get("status") in ("idle", "busy") for w in workers
+            ):
+                return
+        raise Failure(
+            f"{self.name}: uWSGI workers were not all replaced within {self.args.reload_timeout}s"
+        )
+
+    def prune_releases(self) -> list[str]:
+        keep = max(self.args.keep_releases, 1)
+        live = self.live_release()
+        good = self.good_releases()
+        protected = {live, *(good[-2:])}  # the live one and the last known-good before it
+        releases = sorted(
+            p.name for p in self.releases.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+        removable = [r for r in releases if r not in protected]
+        excess = len(releases) - keep
+        removed = []
+        for rel in removable[: max(excess, 0)]:
+            shutil.rmtree(self.releases / rel, ignore_errors=True)
+            removed.append(rel)
+        return removed
+
+    # --- commands ---------------------------------------------------------------------------
+    def hooks(self, stage: str, release_dir: Path) -> None:
+        for command in json.loads(self.args.hooks or "{}").get(stage, []):
+            result = subprocess.run(
+                command, shell=True, cwd=release_dir, capture_output=True, text=True,
+                env={**os.environ, "APP": self.name, "RELEASE": release_dir.name},
+                timeout=self.args.hook_timeout,
+            )  # fmt: skip
+            if result.returncode != 0:
+                raise Failure(
+                    f"{self.name}: {stage} hook {command!r} exited {result.returncode}: "
+                    f"{result.stderr.strip()[-300:]}"
+                )
+
+
+def walk_files(root: Path):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        for name in filenames:
+            yield Path(dirpath) / name
+
+
+def parse_manifest(text: str) -> dict[str, str]:
+    files = {}
+    for line in text.splitlines():
+        digest, sep, name = line.partition("  ")
+        if sep and len(digest) == 64:
+            files[name] = digest
+    return files
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def unix_http_get(sock: Path, path: str, timeout: float) -> tuple[int, bytes]:
+    conn = UnixHTTPConnection(str(sock), timeout)
+    try:
+        # X-Forwarded-For: web2py treats local clients specially (maintenance, admin)
+        conn.request("GET", path, headers={"X-Forwarded-For": "203.0.113.1", "Host": "localhost"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def https_get(port: int, path: str) -> tuple[int, bytes]:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    try:
+        conn.request("GET", path, headers={"X-Forwarded-For": "203.0.113.1"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def uwsgi_workers(stats_path: str) -> list[dict]:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(stats_path)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return json.loads(data).get("workers", [])
+    except (OSError, ValueError):
+        return []
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    app = App(args)
+    started = time.time()
+    meta = {
+        "sha256": args.sha256,
+        "version": args.version,
+        "who": args.who,
+        "when": utc_stamp(started),
+    }
+    release = f"{utc_stamp(started)}-{args.sha256[:12]}"
+    entry = {
+        "action": "deploy",
+        "who": args.who,
+        "when": meta["when"],
+        "version": args.version,
+        "package_sha256": args.sha256,
+        "release": release,
+        "backup": None,
+    }
+    app.acquire(args.version)
+    previous = app.live_release()
+    switched = False
+    try:
+        if app.revision(previous).get("sha256") == args.sha256:
+            log(f"{app.name}: release {previous} already holds {args.sha256[:12]}")
+            entry["result"] = "unchanged"
+            return 0
+        if args.backup:
+            entry["backup"] = app.backup()
+            if entry["backup"]:
+                log(f"{app.name}: backup {args.backups_dir}/{entry['backup']}")
+                log(
+                    f"{app.name}: to restore: pyinfra INVENTORY deploys/restore.py "
+                    f"--data restore_app={app.name} --data restore_backup={entry['backup']}"
+                )
+        release_dir = app.unpack(Path(args.package), args.sha256, release, meta)
+        app.hooks("before_check", release_dir)
+        app.precheck(release_dir)
+        app.hooks("before_switch", release_dir)
+        app.switch(release)
+        switched = True
+        app.chain_reload()
+        app.health_through_nginx()
+        app.hooks("after_switch", release_dir)
+        app.record(release, "live")
+        removed = app.prune_releases()
+        entry["result"] = "ok"
+        log(
+            f"{app.name}: release {release} is live"
+            + (f"; pruned {', '.join(removed)}" if removed else "")
+        )
+        return 0
+    except Failure as error:
+        entry["result"] = f"failed: {error}"
+        app.record(release, "failed")
+        if switched and previous:
+            app.switch(previous)
+            try:
+                app.chain_reload()
+            except Failure as reload_error:
+                log(f"{app.name}: after rolling back: {reload_error}")
+            app.record(previous, "live")
+            entry["result"] += f"; rolled back to {previous}"
+        print(
+            f"{error}" + (f" (rolled back to {previous})" if switched and previous else ""),
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    finally:
+        entry["duration_s"] = round(time.time() - started, 3)
+        if "result" in entry:
+            app.audit(entry)
+        app.release_lock()
+        Path(args.package).unlink(missing_ok=True)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    app = App(args)
+    started = time.time()
+    live = app.live_release()
+    good = [r for r in app.good_releases() if r != live]
+    target = args.to if args.to and args.to != "previous" else (good[-1] if good else None)
+    if not target or not (app.releases / target).is_dir():
+        print(f"{app.name}: no release to roll back to ({args.to or 'previous'})", file=sys.stderr)
+        return EXIT_FAILED
+    if target == live:
+        log(f"{app.name}: release {target} is already live")
+        return 0
+    entry = {
+        "action": "rollback",
+        "who": args.who,
+        "when": utc_stamp(started),
+        "from": live,
+        "release": target,
+    }
+    app.acquire(f"rollback to {target}")
+    try:
+        app.switch(target)
+        app.chain_reload()
+        app.health_through_nginx()
+        app.record(target, "live")
+        if live:
+            app.record(live, "rolled-back")
+        entry["result"] = "ok"
+        log(f"{app.name}: rolled back from {live} to {target}")
+        return 0
+    except Failure as error:
+        if live:
+            app.switch(live)
+            app.chain_reload()
+        entry["result"] = f"failed: {error}"
+        print(f"{error} (kept {live})", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        entry["duration_s"] = round(time.time() - started, 3)
+        app.audit(entry)
+        app.release_lock()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    app = App(args)
+    live = app.live_release()
+    info = {
+        "live": live,
+        "revision": app.revision(live),
+        "locked": app.describe_lock() if app.lock_dir.exists() else None,
+        "releases": sorted(p.name for p in app.releases.iterdir() if p.is_dir())
+        if app.releases.is_dir()
+        else [],
+        "good": app.good_releases(),
+    }
+    print(json.dumps(info, sort_keys=True))
+    return 0
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    app = App(args)
+    if not app.lock_dir.exists():
+        log(f"{app.name}: not locked")
+        return 0
+    log(f"{app.name}: removing lock: {app.describe_lock().split(';')[0]}")
+    app.release_lock()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("command", choices=("deploy", "rollback", "status", "unlock"))
+    p.add_argument("--app", required=True)
+    p.add_argument("--apps-dir", required=True)
+    p.add_argument("--web2py-root", required=True)
+    p.add_argument("--user", default="www-data")
+    p.add_argument("--group", default="www-data")
+    p.add_argument("--data-dirs", default="databases,uploads,sessions,errors,cache,private")
+    p.add_argument("--package")
+    p.add_argument("--sha256")
+    p.add_argument("--version", default="")
+    p.add_argument("--who", default="unknown")
+    p.add_argument("--backup", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--backups-dir", default="/var/backups/web2py")
+    p.add_argument("--keep-backups", type=int, default=10)
+    p.add_argument("--keep-releases", type=int, default=5)
+    p.add_argument("--health-path", default="")
+    p.add_argument("--health-status", type=int, default=200)
+    p.add_argument("--health-text", default="")
+    p.add_argument("--health-port", type=int, default=443)
+    p.add_argument("--check-timeout", type=float, default=30)
+    p.add_argument("--reload-timeout", type=float, default=60)
+    p.add_argument("--hook-timeout", type=float, default=300)
+    p.add_argument("--hooks", default="")
+    p.add_argument("--fifo", default="/run/web2py/uwsgi.fifo")
+    p.add_argument("--stats", default="/run/web2py/stats.sock")
+    p.add_argument("--uwsgi", default="/usr/bin/uwsgi-core")
+    p.add_argument("--to", default="")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    commands = {
+        "deploy": cmd_deploy,
+        "rollback": cmd_rollback,
+        "status": cmd_status,
+        "unlock": cmd_unlock,
+    }
+    if args.command == "deploy" and not (args.package and args.sha256):
+        print("deploy needs --package and --sha256", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return commands[args.command](args)
+    except Failure as error:
+        print(str(error), file=sys.stderr)
+        return EXIT_LOCKED if "locked by" in str(error) else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
