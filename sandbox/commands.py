@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -75,46 +76,60 @@ def up(settings: Settings, count: int, base: str, prefix: str) -> list[Server]:
             _print_servers(keep)
             return keep
         _clean_leftovers(settings, store, fresh)
-        host_log = settings.logs_dir / "host.log"
-        net.raise_inotify_limit()
-        net.ensure_bridge(settings, host_log)
-        state.bridge = settings.bridge
-        state.firewall_rules = net.add_firewall(settings, host_log)
-        state.proxy_pid = proxy.ensure(settings, state.proxy_pid)
-        store.commit()
-        ssh.ensure_keypair(settings)
-        public_key = ssh.public_key(settings)
-        img = _image(settings, base)
-        if not any(s.lower == str(img.rootfs) and server.is_running(s) for s in state.servers):
-            image.refresh_if_stale(settings, img)
-        taken = [s.address for s in state.servers]
-        new: list[Server] = []
-        for name in fresh:
-            index = int(name.rpartition("-")[2])
-            address = allocate_address(settings.network, settings.bridge_ip, index, taken)
-            taken.append(address)
-            entry = server.new_server(settings, name, address, img)
-            store.update(entry)
-            new.append(entry)
-        say(f"booting {len(new)} server(s) from image {img.name}")
-        boot_started = time.monotonic()
-        errors = _boot_all(settings, store, new, public_key)
-        ssh.write_known_hosts(settings, store.state)
-        up_now = [s for n in names if (s := store.state.get(n))]
-        _print_servers(up_now)
-        say(
-            f"{len(new) - len(errors)} booted in {time.monotonic() - boot_started:.1f} s "
-            f"(up took {time.monotonic() - started:.1f} s)"
-        )
-        if errors:
-            raise SandboxError(f"{len(errors)} of {len(new)} failed to boot; first: {errors[0]}")
-        return up_now
+        golden = None if base == image.DEFAULT_BASE else image.golden(settings, base)
+        try:
+            return _up(settings, store, names, fresh, golden, started)
+        except BaseException:
+            if not any(server.is_running(s) for s in store.state.servers):
+                say("no server is running: removing the bridge and proxy again")
+                _teardown_host(settings, store.state)
+                store.commit()
+            raise
 
 
-def _image(settings: Settings, base: str) -> image.Image:
-    if base == image.DEFAULT_BASE:
-        return image.ensure_base(settings, host_mirrors())
-    return image.golden(settings, base)
+def _up(
+    settings: Settings,
+    store: Store,
+    names: list[str],
+    fresh: list[str],
+    golden: image.Image | None,
+    started: float,
+) -> list[Server]:
+    state = store.state
+    host_log = settings.logs_dir / "host.log"
+    net.raise_inotify_limit()
+    net.ensure_bridge(settings, host_log)
+    state.bridge = settings.bridge
+    state.firewall_rules = net.add_firewall(settings, host_log)
+    state.proxy_pid = proxy.ensure(settings, state.proxy_pid)
+    store.commit()
+    ssh.ensure_keypair(settings)
+    public_key = ssh.public_key(settings)
+    img = golden or image.ensure_base(settings, host_mirrors())
+    if not any(s.lower == str(img.rootfs) and server.is_running(s) for s in state.servers):
+        image.refresh_if_stale(settings, img)
+    taken = [s.address for s in state.servers]
+    new: list[Server] = []
+    for name in fresh:
+        index = int(name.rpartition("-")[2])
+        address = allocate_address(settings.network, settings.bridge_ip, index, taken)
+        taken.append(address)
+        entry = server.new_server(settings, name, address, img)
+        store.update(entry)
+        new.append(entry)
+    say(f"booting {len(new)} server(s) from image {img.name}")
+    boot_started = time.monotonic()
+    errors = _boot_all(settings, store, new, public_key)
+    ssh.write_known_hosts(settings, store.state)
+    up_now = [s for n in names if (s := store.state.get(n))]
+    _print_servers(up_now)
+    say(
+        f"{len(new) - len(errors)} booted in {time.monotonic() - boot_started:.1f} s "
+        f"(up took {time.monotonic() - started:.1f} s)"
+    )
+    if errors:
+        raise SandboxError(f"{len(errors)} of {len(new)} failed to boot; first: {errors[0]}")
+    return up_now
 
 
 def _boot_all(settings: Settings, store: Store, new: list[Server], public_key: str) -> list[str]:
@@ -209,11 +224,18 @@ def _teardown_host(settings: Settings, state: State) -> None:
     strays = sorted(procs.nspawn_under(settings.servers_dir))
     if strays:
         procs.terminate(strays)
+    orphans = sorted(procs.container_inits_under(settings.servers_dir))
+    if orphans:
+        procs.kill(orphans)
     for point in server.mount_points():
         if point.startswith(str(settings.servers_dir) + "/"):
             server.unmount(point, log)
     for netns in net.list_netns(settings.netns_prefix):
         net.delete_netns(netns, None, log)
+    # systemd-nspawn's own runtime dirs, when it left them empty
+    for leftover in ("locks", "propagate", ""):
+        with contextlib.suppress(OSError):
+            (Path("/run/systemd/nspawn") / leftover).rmdir()
     for port in net.bridge_ports(settings):
         net.ip("link", "del", port, log=log, check=False)
     net.remove_bridge(settings, log)
@@ -231,12 +253,13 @@ def status(settings: Settings) -> list[str]:
     state = Store(settings.state_file).state
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(lambda s: ssh.sshd_answers(s.address), state.servers))
-    rows = [("NAME", "ADDRESS", "STATE", "SSH", "BASE")]
+    rows = [("NAME", "ADDRESS", "STATE", "SSH", "BASE")] if state.servers else []
     for entry, answer in zip(state.servers, answers, strict=True):
         running = "running" if server.is_running(entry) else f"down ({entry.state})"
         rows.append((entry.name, entry.address, running, "yes" if answer else "no", entry.base))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)] if rows else []
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines = lines or ["no servers (bin/sandbox up N boots some)"]
     proxy_pid = proxy.find_ours(settings, state.proxy_pid)
     bridge = "up" if net.link_exists(settings.bridge) else "absent"
     lines.append(

@@ -72,6 +72,35 @@ def nspawn_under(directory: Path) -> dict[int, str]:
     return found
 
 
+def container_inits_under(directory: Path) -> dict[int, str]:
+    """Live init processes of PID namespaces whose root is an overlay with its upper dir inside
+    directory: {pid: upperdir}. A container outlives a SIGKILLed systemd-nspawn; this finds it."""
+    prefix = str(directory).rstrip("/") + "/"
+    found: dict[int, str] = {}
+    for pid in all_pids():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            nspid = next(
+                (ln.split()[1:] for ln in status.splitlines() if ln.startswith("NSpid:")), []
+            )
+            if len(nspid) < 2 or nspid[-1] != "1" or not alive(pid):
+                continue
+            mounts = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+        except OSError:
+            continue
+        for line in mounts:
+            fields = line.split()
+            if len(fields) < 10 or fields[4] != "/" or "-" not in fields:
+                continue
+            sep = fields.index("-")
+            if fields[sep + 1] != "overlay":
+                continue
+            for option in fields[sep + 3].split(","):
+                if option.startswith("upperdir=") and option[9:].startswith(prefix):
+                    found[pid] = option[9:]
+    return found
+
+
 def proxies_for(conf_dir: str) -> list[int]:
     return [pid for pid in all_pids() if is_proxy_for(pid, conf_dir)]
 
@@ -85,6 +114,13 @@ def terminate(pids: Iterable[int], grace: float = 20, kill_wait: float = 10) -> 
         _signal(pending, signal.SIGKILL)
         pending = _wait_gone(pending, kill_wait)
     return pending
+
+
+def kill(pids: Iterable[int], timeout: float = 10) -> list[int]:
+    """SIGKILL and wait; returns pids still alive."""
+    pending = [p for p in pids if alive(p)]
+    _signal(pending, signal.SIGKILL)
+    return _wait_gone(pending, timeout)
 
 
 def _signal(pids: list[int], sig: signal.Signals) -> None:

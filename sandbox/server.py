@@ -186,6 +186,15 @@ def stop_processes(settings: Settings, servers: list[Server]) -> None:
     left = procs.terminate(sorted(pids), grace=20, kill_wait=10)
     if left:
         raise SandboxError(f"systemd-nspawn processes {left} did not exit")
+    # A container whose systemd-nspawn died (killed, crashed) keeps running on its own.
+    uppers = {str(Path(s.root).parent / "upper") for s in servers}
+    orphans = [
+        p for p, up in procs.container_inits_under(settings.servers_dir).items() if up in uppers
+    ]
+    if orphans:
+        left = procs.kill(orphans)
+        if left:
+            raise SandboxError(f"orphaned container processes {left} did not exit")
 
 
 def _read_pid(path: Path) -> int | None:
