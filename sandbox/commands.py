@@ -255,7 +255,9 @@ def status(settings: Settings) -> list[str]:
         answers = list(pool.map(lambda s: ssh.sshd_answers(s.address), state.servers))
     rows = [("NAME", "ADDRESS", "STATE", "SSH", "BASE")] if state.servers else []
     for entry, answer in zip(state.servers, answers, strict=True):
-        running = "running" if server.is_running(entry) else f"down ({entry.state})"
+        running = "running" if server.is_running(entry) else "dead"
+        if entry.state != "running":
+            running = entry.state
         rows.append((entry.name, entry.address, running, "yes" if answer else "no", entry.base))
     widths = [max(len(r[i]) for r in rows) for i in range(5)] if rows else []
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
