@@ -54,3 +54,20 @@ deploy_user_sudo = "web2py"
 
 # --- webserver ---
 webserver_action = "status"  # start | stop | restart | reload | status
+
+# --- app_deploy, rollback, unlock ---
+# Apps to ship: {name: folder} or {name: {setting: value}}. Settings (default):
+#   path (required): the app folder on the controller
+#   package_mode ("code"): "code" ships code only; "full" also seeds data on a first deploy
+#   include / exclude ([]): extra glob patterns on paths inside the app (exclude wins)
+#   health_path ("/<app>/default/index"), health_status (200), health_text (""): the health check
+#   keep_releases (5), keep_backups (10), backup (True: zip the live app before each deploy)
+#   hooks ({}): {"before_check"|"before_switch"|"after_switch": [commands]}, run in the release
+#   version (""): a label for the audit log; default: the package's sha256 prefix
+deploy_apps = {}
+deploy_only = None  # "a,b": deploy only these apps of deploy_apps
+web2py_apps_dir = "/srv/web2py-apps"  # releases, shared data, release log, audit log, lock
+web2py_backups_dir = "/var/backups/web2py"  # <app>.<YYYYmmddTHHMMSSZ>.zip + .sha256 (0700)
+rollback_app = None  # rollback: the app
+rollback_to = None  # rollback: a release id; None: the previous good release
+unlock_app = None  # unlock: the app whose stale lock to release

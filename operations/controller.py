@@ -18,7 +18,7 @@ from .packaging import Package, build_package
 
 ADMIN_PASSWORD_ENV = "WEB2PY_ADMIN_PASSWORD"
 _prompted: dict[str, str] = {}
-_packages: dict[tuple[str, str], Package] = {}
+_packages: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Package] = {}
 _build_dir = Path(tempfile.mkdtemp(prefix="pyinfra-web2py-"))
 
 
@@ -42,10 +42,15 @@ def admin_password(data: Any) -> str | None:
     return _prompted.get("value") or None
 
 
-def app_package(app_dir: Path, mode: str = "code") -> Package:
-    """Build (once per run) the reproducible package of a local app folder."""
-    key = (str(app_dir.resolve()), mode)
+def app_package(
+    app_dir: Path,
+    mode: str = "code",
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+) -> Package:
+    """Build (once per run, whatever the number of hosts) the package of a local app folder."""
+    key = (str(app_dir.resolve()), mode, include, exclude)
     if key not in _packages:
-        out = _build_dir / f"{app_dir.name}-{mode}.tar.gz"
-        _packages[key] = build_package(app_dir, out, mode=mode)
+        out = _build_dir / f"{app_dir.name}-{mode}-{len(_packages)}.tar.gz"
+        _packages[key] = build_package(app_dir, out, mode=mode, include=include, exclude=exclude)
     return _packages[key]

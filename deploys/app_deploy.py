@@ -1,0 +1,30 @@
+"""Ship web2py apps: reproducible package, backup, new release, atomic switch, zero downtime.
+
+    pyinfra inventories/prod.py deploys/app_deploy.py              # shows changes, asks first
+    pyinfra inventories/prod.py deploys/app_deploy.py --dry        # + added ~ changed - removed
+    pyinfra inventories/prod.py deploys/app_deploy.py --dry --diff # ... and text diffs
+
+Apps and their settings come from ``deploy_apps`` (group_data/all.py); ``--data deploy_only=a,b``
+limits a run to some of them. Each app's package is built once per run on the controller.
+"""
+
+from pyinfra import host
+from pyinfra.context import state
+
+from operations import web2py_app
+from operations.app_config import deploy_config
+from operations.controller import app_package
+from operations.dryrun import report_app_changes
+
+c = deploy_config(host.data, only=host.data.get("deploy_only"))
+
+for app in c.apps:
+    package = app_package(app.path, app.package_mode, app.include, app.exclude)
+    report_app_changes(app.name, app.path, package, c.web2py_root, text_diffs=state.config.DIFF)
+    web2py_app.release(
+        name=f"Deploy app {app.name}",
+        app=app,
+        config=c,
+        package_path=str(package.path),
+        sha256=package.sha256,
+    )

@@ -1,0 +1,22 @@
+"""Roll an app back to its previous release (by the release log) or to a named one.
+
+    pyinfra inventories/prod.py deploys/rollback.py --data rollback_app=notes
+    pyinfra inventories/prod.py deploys/rollback.py --data rollback_app=notes \
+        --data rollback_to=20261125T101500Z-9c1e2a3b4c5d
+
+Same zero-downtime chain reload and health check as a deploy; a failed health check keeps the
+release that was live.
+"""
+
+from pyinfra import host
+
+from operations import web2py_app
+from operations.app_config import deploy_config
+from operations.config import ConfigError
+
+app_name = host.data.get("rollback_app")
+if not app_name:
+    raise ConfigError("rollback_app: required, e.g. --data rollback_app=notes")
+c = deploy_config(host.data, only=str(app_name))
+to = str(host.data.get("rollback_to") or "previous")
+web2py_app.rollback(name=f"Roll back app {app_name} to {to}", app=c.apps[0], config=c, to=to)

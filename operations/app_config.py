@@ -1,0 +1,159 @@
+"""Validation of app_deploy and rollback data: one clear line per bad key, on the controller."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import (
+    ConfigError,
+    as_app_name,
+    as_bool,
+    as_int,
+    as_match,
+    as_port,
+    as_remote_path,
+    as_unix_name,
+)
+from .packaging import DATA_DIRS
+
+HEALTH_PATH = re.compile(r"^/[A-Za-z0-9_./?=&%-]*$")
+HOOK_STAGES = ("before_check", "before_switch", "after_switch")
+APP_KEYS = {
+    "path", "package_mode", "include", "exclude", "health_path", "health_status", "health_text",
+    "keep_releases", "keep_backups", "backup", "hooks", "version",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    name: str
+    path: Path
+    package_mode: str
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    health_path: str
+    health_status: int
+    health_text: str
+    keep_releases: int
+    keep_backups: int
+    backup: bool
+    hooks: str  # JSON {stage: [command, ...]}
+    version: str
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    apps: tuple[AppSettings, ...]
+    apps_dir: str
+    backups_dir: str
+    web2py_root: str
+    user: str
+    group: str
+    run_dir: str
+    cache_dir: str
+    https_port: int
+    who: str
+
+
+def _patterns(key: str, value: Any) -> tuple[str, ...]:
+    if value in (None, ""):
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key}: expected a list of glob patterns, got {value!r}")
+    return tuple(value)
+
+
+def _hooks(key: str, value: Any) -> str:
+    if not value:
+        return "{}"
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key}: expected {{stage: [command, ...]}}, got {value!r}")
+    for stage, commands in value.items():
+        if stage not in HOOK_STAGES:
+            raise ConfigError(f"{key}: unknown stage {stage!r} (stages: {', '.join(HOOK_STAGES)})")
+        if not isinstance(commands, list) or not all(isinstance(c, str) for c in commands):
+            raise ConfigError(f"{key}[{stage!r}]: expected a list of shell commands")
+    return json.dumps(dict(value), sort_keys=True)
+
+
+def app_settings(name: str, raw: Any) -> AppSettings:
+    as_app_name("deploy_apps", name)
+    if isinstance(raw, str):
+        raw = {"path": raw}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"deploy_apps[{name!r}]: expected a folder or a mapping of settings")
+    unknown = set(raw) - APP_KEYS
+    if unknown:
+        raise ConfigError(f"deploy_apps[{name!r}]: unknown setting {sorted(unknown)[0]!r}")
+    key = f"deploy_apps[{name!r}]"
+    path = Path(str(raw.get("path", ""))).expanduser()
+    if not raw.get("path") or not path.is_dir():
+        raise ConfigError(f"{key}.path: no such app folder on the controller: {raw.get('path')}")
+    if not (path / "controllers").is_dir():
+        raise ConfigError(f"{key}.path: {path} is not a web2py app (no controllers/ folder)")
+    mode = raw.get("package_mode", "code")
+    if mode not in ("code", "full"):
+        raise ConfigError(f"{key}.package_mode: expected 'code' or 'full', got {mode!r}")
+    health_path = raw.get("health_path", f"/{name}/default/index")
+    if health_path:
+        as_match(
+            f"{key}.health_path", health_path, HEALTH_PATH, "a URL path like /app/default/health"
+        )
+    return AppSettings(
+        name=name,
+        path=path,
+        package_mode=mode,
+        include=_patterns(f"{key}.include", raw.get("include")),
+        exclude=_patterns(f"{key}.exclude", raw.get("exclude")),
+        health_path=health_path or "",
+        health_status=as_int(f"{key}.health_status", raw.get("health_status", 200), 100, 599),
+        health_text=str(raw.get("health_text", "")),
+        keep_releases=as_int(f"{key}.keep_releases", raw.get("keep_releases", 5), 2, 1000),
+        keep_backups=as_int(f"{key}.keep_backups", raw.get("keep_backups", 10), 1, 10000),
+        backup=as_bool(f"{key}.backup", raw.get("backup", True)),
+        hooks=_hooks(f"{key}.hooks", raw.get("hooks")),
+        version=str(raw.get("version", "")),
+    )
+
+
+def deploy_config(data: Any, only: Any = None, require_apps: bool = True) -> DeployConfig:
+    """Check app_deploy data. ``only`` (data ``deploy_only``) limits the run to some apps."""
+    apps_raw = data.get("deploy_apps") or {}
+    if not isinstance(apps_raw, Mapping) or (require_apps and not apps_raw):
+        raise ConfigError("deploy_apps: no apps to deploy; set {name: folder or settings}")
+    apps = [app_settings(name, raw) for name, raw in sorted(apps_raw.items())]
+    if only:
+        wanted = [w for w in (only.split(",") if isinstance(only, str) else only) if w]
+        missing = [w for w in wanted if w not in apps_raw]
+        if missing:
+            raise ConfigError(f"deploy_only: {missing[0]!r} is not in deploy_apps")
+        apps = [a for a in apps if a.name in wanted]
+    return DeployConfig(
+        apps=tuple(apps),
+        apps_dir=as_remote_path("web2py_apps_dir", data.get("web2py_apps_dir", "/srv/web2py-apps")),
+        backups_dir=as_remote_path(
+            "web2py_backups_dir", data.get("web2py_backups_dir", "/var/backups/web2py")
+        ),
+        web2py_root=as_remote_path("web2py_root", data.get("web2py_root", "/home/www-data/web2py")),
+        user=as_unix_name("web2py_user", data.get("web2py_user", "www-data")),
+        group=as_unix_name("web2py_group", data.get("web2py_group", "www-data")),
+        run_dir=as_remote_path("web2py_run_dir", data.get("web2py_run_dir", "/run/web2py")),
+        cache_dir=as_remote_path(
+            "web2py_cache_dir", data.get("web2py_cache_dir", "/var/cache/pyinfra-web2py")
+        ),
+        https_port=as_port("https_port", data.get("https_port", 443)),
+        who=f"{getpass.getuser()}@{socket.gethostname()}",
+    )
+
+
+def data_dirs() -> str:
+    return ",".join(DATA_DIRS)

@@ -1,0 +1,176 @@
+"""Operations and facts for app releases (see operations/scripts/web2py-release.py)."""
+
+from __future__ import annotations
+
+import json
+
+from pyinfra import host
+from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
+
+from .app_config import AppSettings, DeployConfig, data_dirs
+from .manifest import parse_manifest
+from .packaging import MANIFEST_NAME
+from .scripts import run_script
+
+RELEASE_TOOL = "web2py-release.py"
+
+
+class LiveRelease(FactBase[dict | None]):
+    """
+    The live release of an app: its ``REVISION`` (release id, package sha256, version, who,
+    when), or None when the app has no release yet.
+
+    .. code:: python
+
+        host.get_fact(LiveRelease, web2py_root="/home/www-data/web2py", app="notes")
+    """
+
+    def command(self, web2py_root: str, app: str) -> StringCommand:
+        path = f"{web2py_root}/applications/{app}/REVISION"
+        return StringCommand("cat", QuoteString(path), "2>/dev/null", "||", "true")
+
+    def process(self, output: list[str]) -> dict | None:
+        try:
+            return json.loads("\n".join(output)) if output else None
+        except ValueError:
+            return None
+
+
+class LiveManifest(FactBase[dict[str, str]]):
+    """
+    ``{path: sha256}`` of the files the live app was deployed with ({} when unknown).
+
+    .. code:: python
+
+        host.get_fact(LiveManifest, web2py_root="/home/www-data/web2py", app="notes")
+    """
+
+    def command(self, web2py_root: str, app: str) -> StringCommand:
+        path = f"{web2py_root}/applications/{app}/{MANIFEST_NAME}"
+        return StringCommand("cat", QuoteString(path), "2>/dev/null", "||", "true")
+
+    def process(self, output: list[str]) -> dict[str, str]:
+        return parse_manifest(output)
+
+
+class AppLock(FactBase[dict | None]):
+    """
+    Who holds an app's deploy lock (``lock/info.json``), or None when it is free.
+
+    .. code:: python
+
+        host.get_fact(AppLock, apps_dir="/srv/web2py-apps", app="notes")
+    """
+
+    def command(self, apps_dir: str, app: str) -> StringCommand:
+        path = f"{apps_dir}/{app}/lock/info.json"
+        return StringCommand("cat", QuoteString(path), "2>/dev/null", "||", "true")
+
+    def process(self, output: list[str]) -> dict | None:
+        if not output:
+            return None
+        try:
+            return json.loads("\n".join(output))
+        except ValueError:
+            return {"who": "?", "since": "?", "version": "?"}
+
+
+def _common_args(app: str, c: DeployConfig) -> list[str]:
+    return [
+        "--app", app, "--apps-dir", c.apps_dir, "--web2py-root", c.web2py_root,
+        "--user", c.user, "--group", c.group, "--data-dirs", data_dirs(),
+        "--fifo", f"{c.run_dir}/uwsgi.fifo", "--stats", f"{c.run_dir}/stats.sock",
+        "--health-port", str(c.https_port), "--who", c.who,
+    ]  # fmt: skip
+
+
+def _health_args(app: AppSettings) -> list[str]:
+    return [
+        "--health-path", app.health_path, "--health-status", str(app.health_status),
+        "--health-text", app.health_text,
+    ]  # fmt: skip
+
+
+@operation()
+def release(app: AppSettings, config: DeployConfig, package_path: str, sha256: str):
+    """
+    Make a package the live release of an app: lock, backup, unpack, check, switch, reload.
+
+    + app: the app's settings (``operations.app_config.AppSettings``)
+    + config: the deploy settings (``operations.app_config.DeployConfig``)
+    + package_path: the package on the controller (``operations.packaging.build_package``)
+    + sha256: the package's sha256; an app whose live release holds it is a no-op
+
+    Everything after the upload happens in one process on the server, under the app's lock
+    (``web2py-release.py deploy``): a failed check or health check switches back and exits
+    non-zero with the reason.
+
+    **Example:**
+
+    .. code:: python
+
+        web2py_app.release(
+            name="Deploy notes", app=settings, config=config,
+            package_path="/tmp/notes-code.tar.gz", sha256=package.sha256,
+        )
+    """
+    live = host.get_fact(LiveRelease, web2py_root=config.web2py_root, app=app.name)
+    if live and live.get("sha256") == sha256:
+        host.noop(f"{app.name}: release {live.get('release')} already holds {sha256[:12]}")
+        return
+    remote = f"{config.cache_dir}/app-{app.name}-{sha256[:16]}.tar.gz"
+    yield StringCommand("install", "-d", "-m", "700", QuoteString(config.cache_dir))
+    yield FileUploadCommand(package_path, remote)
+    version = app.version or sha256[:12]
+    backup = ["--backup"] if app.backup else ["--no-backup"]
+    yield from run_script(
+        RELEASE_TOOL, "deploy", *_common_args(app.name, config), *_health_args(app),
+        "--package", remote, "--sha256", sha256, "--version", version, *backup,
+        "--backups-dir", config.backups_dir, "--keep-backups", str(app.keep_backups),
+        "--keep-releases", str(app.keep_releases), "--hooks", app.hooks,
+    )  # fmt: skip
+
+
+@operation()
+def rollback(app: AppSettings, config: DeployConfig, to: str = "previous"):
+    """
+    Switch an app back to an earlier release, with the same reload and health check.
+
+    + app: the app's settings
+    + config: the deploy settings
+    + to: ``previous`` (by the release log, not by mtime) or a release id
+
+    **Example:**
+
+    .. code:: python
+
+        web2py_app.rollback(name="Roll back notes", app=settings, config=config)
+    """
+    live = host.get_fact(LiveRelease, web2py_root=config.web2py_root, app=app.name)
+    if to != "previous" and live and live.get("release") == to:
+        host.noop(f"{app.name}: release {to} is already live")
+        return
+    yield from run_script(
+        RELEASE_TOOL, "rollback", *_common_args(app.name, config), *_health_args(app), "--to", to,
+    )  # fmt: skip
+
+
+@operation()
+def unlock(app: str, config: DeployConfig):
+    """
+    Release a stale deploy lock (a deploy that died holding it).
+
+    + app: the app's name
+    + config: the deploy settings
+
+    **Example:**
+
+    .. code:: python
+
+        web2py_app.unlock(name="Unlock notes", app="notes", config=config)
+    """
+    holder = host.get_fact(AppLock, apps_dir=config.apps_dir, app=app)
+    if not holder:
+        host.noop(f"{app}: not locked")
+        return
+    yield from run_script(RELEASE_TOOL, "unlock", *_common_args(app, config))
