@@ -161,7 +161,7 @@ nginx_changes = [
         name="nginx site enabled", path="/etc/nginx/sites-enabled/web2py.conf",
         target="/etc/nginx/sites-available/web2py.conf",
     ),
-    files.file(name="nginx default site disabled", path="/etc/nginx/sites-enabled/default",
+    files.link(name="nginx default site disabled", path="/etc/nginx/sites-enabled/default",
                present=False),
 ]  # fmt: skip
 systemd.service(name="nginx running and enabled", service="nginx", running=True, enabled=True)
