@@ -53,13 +53,17 @@ class Response:
 class StandinProcess:
     """A child Python process serving WSGI requests from ``<root>/wsgihandler.py``."""
 
-    def __init__(self, root: Path | str, python: str = sys.executable,
-                 python_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, root: Path | str, python: str = sys.executable, python_args: tuple[str, ...] = ()
+    ) -> None:
         self.root = Path(root)
         self.cookies: dict[str, str] = {}
         self.proc = subprocess.Popen(
             [python, *python_args, str(Path(__file__).resolve()), str(self.root)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
         )
 
     def __enter__(self) -> StandinProcess:
@@ -87,11 +91,19 @@ class StandinProcess:
     def meta(self) -> dict:
         return self._call({"cmd": "meta"})
 
-    def request(self, path: str, method: str = "GET", data: dict | bytes | None = None,
-                headers: dict[str, str] | None = None, content_type: str | None = None,
-                https: bool = False, remote_addr: str = "127.0.0.1",
-                server_port: int | None = None, environ: dict | None = None,
-                use_cookies: bool = True) -> Response:
+    def request(
+        self,
+        path: str,
+        method: str = "GET",
+        data: dict | bytes | None = None,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+        https: bool = False,
+        remote_addr: str = "127.0.0.1",
+        server_port: int | None = None,
+        environ: dict | None = None,
+        use_cookies: bool = True,
+    ) -> Response:
         parts = urlsplit(path)
         body = b""
         if isinstance(data, dict):
@@ -101,10 +113,14 @@ class StandinProcess:
             body = data
         port = server_port or (443 if https else 80)
         env = {
-            "REQUEST_METHOD": method, "PATH_INFO": parts.path or "/",
-            "QUERY_STRING": parts.query, "SERVER_NAME": "localhost",
-            "SERVER_PORT": str(port), "HTTP_HOST": "localhost",
-            "REMOTE_ADDR": remote_addr, "SERVER_PROTOCOL": "HTTP/1.1",
+            "REQUEST_METHOD": method,
+            "PATH_INFO": parts.path or "/",
+            "QUERY_STRING": parts.query,
+            "SERVER_NAME": "localhost",
+            "SERVER_PORT": str(port),
+            "HTTP_HOST": "localhost",
+            "REMOTE_ADDR": remote_addr,
+            "SERVER_PROTOCOL": "HTTP/1.1",
             "wsgi.url_scheme": "https" if https else "http",
             "CONTENT_LENGTH": str(len(body)),
         }
@@ -118,9 +134,12 @@ class StandinProcess:
             env["HTTP_" + key.upper().replace("-", "_")] = value
         env.update(environ or {})
         reply = self._call({"environ": env, "body": base64.b64encode(body).decode()})
-        response = Response(reply["status"], reply["reason"],
-                            [tuple(h) for h in reply["headers"]],
-                            base64.b64decode(reply["body"]))
+        response = Response(
+            reply["status"],
+            reply["reason"],
+            [tuple(h) for h in reply["headers"]],
+            base64.b64decode(reply["body"]),
+        )
         if use_cookies:
             for raw in response.set_cookies:
                 jar = SimpleCookie()
@@ -149,6 +168,7 @@ def serve(root: str) -> None:  # runs in the child process
                 import os
 
                 import pydal
+
                 reply = {"pydal": pydal.__file__, "cwd": os.getcwd(), "sys_path0": sys.path[0]}
             else:
                 reply = _handle(wsgihandler.application, message)
@@ -161,9 +181,16 @@ def serve(root: str) -> None:  # runs in the child process
 def _handle(application, message: dict) -> dict:
     environ = dict(message["environ"])
     body = base64.b64decode(message["body"])
-    environ.update({"wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
-                    "wsgi.version": (1, 0), "wsgi.multithread": False,
-                    "wsgi.multiprocess": True, "wsgi.run_once": False})
+    environ.update(
+        {
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+    )
     started: dict = {}
 
     def start_response(status, headers, exc_info=None):
@@ -174,8 +201,12 @@ def _handle(application, message: dict) -> dict:
     if hasattr(chunks, "close"):
         chunks.close()
     code, _, reason = started["status"].partition(" ")
-    return {"status": int(code), "reason": reason, "headers": started["headers"],
-            "body": base64.b64encode(data).decode()}
+    return {
+        "status": int(code),
+        "reason": reason,
+        "headers": started["headers"],
+        "body": base64.b64encode(data).decode(),
+    }
 
 
 if __name__ == "__main__":

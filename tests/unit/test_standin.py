@@ -144,8 +144,9 @@ def install(zip_path: Path, dest: Path) -> Path:
     return root
 
 
-def crypt(password: str, salt: str = "0123456789abcdef", iterations: int = 1000,
-          keylen: int = 20) -> str:
+def crypt(
+    password: str, salt: str = "0123456789abcdef", iterations: int = 1000, keylen: int = 20
+) -> str:
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt.encode(), iterations, keylen)
     return f"pbkdf2({iterations},{keylen},sha512)${salt}${digest.hex()}"
 
@@ -188,18 +189,23 @@ def test_zip_layout(standin_zip):
     assert names == sorted(names)
     assert all(n.startswith("web2py/") for n in names)
     for required in (
-        "web2py/handlers/wsgihandler.py", "web2py/gluon/__init__.py", "web2py/gluon/main.py",
-        "web2py/gluon/packages/dal/pydal/__init__.py", "web2py/applications/__init__.py",
+        "web2py/handlers/wsgihandler.py",
+        "web2py/gluon/__init__.py",
+        "web2py/gluon/main.py",
+        "web2py/gluon/packages/dal/pydal/__init__.py",
+        "web2py/applications/__init__.py",
         "web2py/applications/welcome/controllers/default.py",
-        "web2py/applications/admin/models/access.py", "web2py/routes.example.py",
-        "web2py/LICENSE", "web2py/ABOUT", "web2py/web2py.py",
+        "web2py/applications/admin/models/access.py",
+        "web2py/routes.example.py",
+        "web2py/LICENSE",
+        "web2py/ABOUT",
+        "web2py/web2py.py",
         "web2py/applications/welcome/databases/",
     ):
         assert required in names
     assert "web2py/wsgihandler.py" not in names  # installers copy it, as with web2py
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".gitkeep"))]
-    assert re.fullmatch(r"Version 2\.99\.0-stand-in\+test \(TEST STAND-IN: not web2py\)\n",
-                        version)
+    assert re.fullmatch(r"Version 2\.99\.0-stand-in\+test \(TEST STAND-IN: not web2py\)\n", version)
     assert "TEST STAND-IN" in readme and "NOT web2py" in readme
     assert "stand-in" in license_text.lower()
     assert "application = gluon.main.wsgibase" in handler
@@ -225,8 +231,13 @@ def test_zip_is_reproducible(standin_zip, tmp_path):
     again = build_zip(tmp_path / "a" / "again.zip")
     assert again.read_bytes() == standin_zip.read_bytes()
     out = tmp_path / "cli.zip"
-    result = subprocess.run([sys.executable, "-m", "web2py_standin", "build", str(out)],
-                            cwd=REPO, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "web2py_standin", "build", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     digest = hashlib.sha256(standin_zip.read_bytes()).hexdigest()
     assert result.stdout.strip() == f"{out} sha256={digest}"
     assert out.read_bytes() == standin_zip.read_bytes()
@@ -237,8 +248,11 @@ def test_zip_is_reproducible(standin_zip, tmp_path):
 
 def test_handler_works_only_from_the_root(root):
     result = subprocess.run(
-        [sys.executable, "-c", "import wsgihandler"], cwd=root / "handlers",
-        capture_output=True, text=True)
+        [sys.executable, "-c", "import wsgihandler"],
+        cwd=root / "handlers",
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0 and "Running from the wrong folder" in result.stderr
 
 
@@ -266,8 +280,10 @@ def test_routes_py_default_application(root):
             assert "<title>Probe</title>" in process.get("/").text
         routes.write_text("routers = dict(BASE=dict(default_application='probe'))\n")
         # not implemented: the stand-in refuses to start
-        with StandinProcess(root) as process, \
-                pytest.raises(RuntimeError, match="stand-in process died"):
+        with (
+            StandinProcess(root) as process,
+            pytest.raises(RuntimeError, match="stand-in process died"),
+        ):
             process.get("/")
     finally:
         routes.unlink()
@@ -291,8 +307,10 @@ def test_root_redirects_to_welcome_when_default_app_missing(web):
 
 def test_not_found(web):
     r = web.get("/welcome/default/nope")
-    assert (r.status, r.text) == (404, "<html><body><h1>invalid function (default/nope)</h1>"
-                                       "</body></html>")
+    assert (r.status, r.text) == (
+        404,
+        "<html><body><h1>invalid function (default/nope)</h1></body></html>",
+    )
     assert web.get("/welcome/nope/index").text.count("invalid controller (nope/index)") == 1
     assert web.get("/welcome/nope/index").status == 404
     r = web.get("/no_such_app/default/index")
@@ -333,8 +351,9 @@ def test_static_files(web):
     assert r.text == "p { color: red }\n"
     assert r.headers["content-type"] == "text/css; charset=utf-8"
     assert "set-cookie" not in r.headers
-    r304 = web.get("/probe/static/css/p.css",
-                   headers={"If-Modified-Since": r.headers["last-modified"]})
+    r304 = web.get(
+        "/probe/static/css/p.css", headers={"If-Modified-Since": r.headers["last-modified"]}
+    )
     assert r304.status == 304
     versioned = web.get("/probe/static/_1.2.3/css/p.css")
     assert versioned.status == 200 and versioned.headers["cache-control"] == "max-age=315360000"
@@ -350,8 +369,11 @@ def test_static_files(web):
 
 
 def test_request_attributes(web, root):
-    r = web.post("/probe/default/info.json/a/b?x=1&y=2", data={"y": "3", "z": "4"},
-                 headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.1"})
+    r = web.post(
+        "/probe/default/info.json/a/b?x=1&y=2",
+        data={"y": "3", "z": "4"},
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.1"},
+    )
     info = r.json()
     assert r.headers["content-type"] == "application/json"
     assert info["args"] == ["a", "b"] and info["extension"] == "json"
@@ -362,8 +384,11 @@ def test_request_attributes(web, root):
     assert info["folder"] == str(root / "applications" / "probe") + "/"
     assert info["is_https"] is True
     assert info["client"] == "198.51.100.1" and info["is_local"] is False
-    assert (info["application"], info["controller"], info["function"]) == \
-        ("probe", "default", "info")
+    assert (info["application"], info["controller"], info["function"]) == (
+        "probe",
+        "default",
+        "info",
+    )
     assert info["url"] == "/probe/default/info.json/x%20y?q=1"
     assert info["static"] == "/probe/static/css/p.css"
     plain = web.get("/probe/default/info").json()
@@ -411,8 +436,10 @@ def test_translation(web):
     # like web2py, the header order decides and q values are ignored
     q = web.get("/probe/default/hello", headers={"Accept-Language": "en-GB;q=0.1,fr;q=0.9"})
     assert q.text == "Hello world"
-    assert web.get("/probe/default/hello", headers={"Accept-Language": "fr-CA"}).text == \
-        "Bonjour world"
+    assert (
+        web.get("/probe/default/hello", headers={"Accept-Language": "fr-CA"}).text
+        == "Bonjour world"
+    )
 
 
 def test_app_modules_are_importable(web):
@@ -428,8 +455,11 @@ def test_sessions(web, root):
     r = web.get("/probe/default/peek")
     assert r.text == "counter=None"
     cookie = r.headers["set-cookie"]
-    assert re.fullmatch(r"session_id_probe=127\.0\.0\.1-[0-9a-f-]{36}; HttpOnly; Path=/; "
-                        r"SameSite=Lax", cookie)
+    assert re.fullmatch(
+        r"session_id_probe=127\.0\.0\.1-[0-9a-f-]{36}; HttpOnly; Path=/; "
+        r"SameSite=Lax",
+        cookie,
+    )
     assert set(sessions.iterdir()) == before  # unchanged session: no file
     assert web.get("/probe/default/counter").text == "counter=1"
     sid = web.cookies["session_id_probe"]
@@ -475,10 +505,12 @@ def test_error_ticket_and_rollback(web, root):
     assert match and "<h1>Internal error</h1>" in r.text
     ticket = match.group(1)
     assert r.headers["web2py_error"] == f"ticket {ticket}"
-    assert re.fullmatch(r"probe/127\.0\.0\.1\.\d{4}-\d\d-\d\d\.\d\d-\d\d-\d\d\.[0-9a-f-]{36}",
-                        ticket)
-    data = pickle.loads((root / "applications" / ticket.replace("probe/", "probe/errors/"))
-                        .read_bytes())
+    assert re.fullmatch(
+        r"probe/127\.0\.0\.1\.\d{4}-\d\d-\d\d\.\d\d-\d\d-\d\d\.[0-9a-f-]{36}", ticket
+    )
+    data = pickle.loads(
+        (root / "applications" / ticket.replace("probe/", "probe/errors/")).read_bytes()
+    )
     assert "ZeroDivisionError" in data["traceback"]
     assert data["layer"].endswith("applications/probe/controllers/default.py")
     assert web.get("/probe/default/count").text == count  # the insert was rolled back
@@ -516,8 +548,7 @@ def test_admin_login(web, root):
     r = web.get("/admin/default/site", https=True)
     assert r.status == 200 and "Installed applications" in r.text
     assert "<li>probe</li>" in r.text and "<li>welcome</li>" in r.text
-    assert web.get("/admin/default/index", https=True).headers["location"] == \
-        "/admin/default/site"
+    assert web.get("/admin/default/index", https=True).headers["location"] == "/admin/default/site"
     web.cookies.clear()
     r = web.post("/admin/default/index", {"password": "other"}, server_port=80)
     assert r.status == 303  # local plain-HTTP access reads parameters_80.py
@@ -534,8 +565,9 @@ def test_admin_ticket_view(web, root):
 def test_admin_lockout_after_failed_logins(web, root):
     (root / "parameters_443.py").write_text(f'password="{crypt("s3cret")}"\n')
     attacker = dict(https=True, remote_addr="198.51.100.99")
-    texts = [web.post("/admin/default/index", {"password": "nope"}, **attacker).text
-             for _ in range(5)]
+    texts = [
+        web.post("/admin/default/index", {"password": "nope"}, **attacker).text for _ in range(5)
+    ]
     assert "invalid password." in texts[0]
     assert "one more login attempt" in texts[3]
     assert "too many invalid login attempts" in texts[4]
@@ -545,27 +577,33 @@ def test_admin_lockout_after_failed_logins(web, root):
 
 
 def test_save_password_and_web2py_py(root):
-    subprocess.run([sys.executable, "-c",
-                    "from gluon.main import save_password; save_password('pw!', 8000)"],
-                   cwd=root, check=True)
+    subprocess.run(
+        [sys.executable, "-c", "from gluon.main import save_password; save_password('pw!', 8000)"],
+        cwd=root,
+        check=True,
+    )
     line = (root / "parameters_8000.py").read_text()
-    match = re.fullmatch(r'password="pbkdf2\(1000,20,sha512\)\$([0-9a-f]{16})\$([0-9a-f]{40})"\n',
-                         line)
+    match = re.fullmatch(
+        r'password="pbkdf2\(1000,20,sha512\)\$([0-9a-f]{16})\$([0-9a-f]{40})"\n', line
+    )
     assert match
     assert crypt("pw!", salt=match.group(1)) == line.split('"')[1]
 
     def web2py(*args):
-        return subprocess.run([sys.executable, "web2py.py", *args], cwd=root,
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, "web2py.py", *args], cwd=root, capture_output=True, text=True
+        )
 
     assert web2py("--version").stdout.strip() == (root / "VERSION").read_text().strip()
     (root / "probe_script.py").write_text(
         "import sys\ndb.thing.insert(name='from-script-' + sys.argv[1])\n"
-        "print(request.folder, db(db.thing).count())\n")
+        "print(request.folder, db(db.thing).count())\n"
+    )
     result = web2py("-S", "probe", "-M", "-R", "probe_script.py", "-A", "x")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(str(root / "applications" / "probe") + "/ ")
     with sqlite3.connect(root / "applications/probe/databases/storage.sqlite") as con:
-        assert con.execute("SELECT count(*) FROM thing WHERE name='from-script-x'").fetchone() \
-            == (1,)
+        assert con.execute("SELECT count(*) FROM thing WHERE name='from-script-x'").fetchone() == (
+            1,
+        )
     assert web2py("-K", "probe").returncode != 0

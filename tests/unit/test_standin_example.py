@@ -54,24 +54,44 @@ def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> tu
     boundary = "----standin-test-boundary"
     parts = []
     for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                     f"{value}\r\n".encode())
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            f"{value}\r\n".encode()
+        )
     for name, (filename, data) in files.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                     f'filename="{filename}"\r\nContent-Type: text/plain\r\n\r\n'.encode()
-                     + data + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: text/plain\r\n\r\n'.encode()
+            + data
+            + b"\r\n"
+        )
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
 
 
 def test_app_layout():
     for name in (
-        "__init__.py", "ABOUT", "LICENSE", "routes.example.py", "cron/crontab",
-        "private/README", "models/db.py", "models/menu.py", "controllers/default.py",
-        "modules/__init__.py", "modules/notes_util.py", "views/layout.html",
-        "views/default/index.html", "views/default/show.html", "views/default/feed.rss",
-        "views/partials/_note.html", "views/generic.json", "static/css/notes.css",
-        "static/js/notes.js", "static/images/notes.png", "languages/default.py",
+        "__init__.py",
+        "ABOUT",
+        "LICENSE",
+        "routes.example.py",
+        "cron/crontab",
+        "private/README",
+        "models/db.py",
+        "models/menu.py",
+        "controllers/default.py",
+        "modules/__init__.py",
+        "modules/notes_util.py",
+        "views/layout.html",
+        "views/default/index.html",
+        "views/default/show.html",
+        "views/default/feed.rss",
+        "views/partials/_note.html",
+        "views/generic.json",
+        "static/css/notes.css",
+        "static/js/notes.js",
+        "static/images/notes.png",
+        "languages/default.py",
         "languages/fr.py",
     ):
         assert (NOTES / name).is_file(), name
@@ -93,8 +113,9 @@ def test_index_and_add_note(web, root):
     sid = web.cookies["session_id_notes"]
     assert (root / "applications/notes/sessions" / sid).is_file()  # formkey stored
 
-    r = web.post("/notes/default/index",
-                 {"_formkey": key, "title": "Buy <milk>", "body": "two litres " * 20})
+    r = web.post(
+        "/notes/default/index", {"_formkey": key, "title": "Buy <milk>", "body": "two litres " * 20}
+    )
     assert (r.status, r.headers["location"]) == (303, "/notes/default/index")
     page = web.get("/notes/default/index").text
     assert '<div class="flash" id="flash">Note added</div>' in page
@@ -161,14 +182,17 @@ def test_feed_and_show(web, root):
 
 def test_upload_and_download(web, root):
     key = formkey(web.get("/notes/default/index").text)
-    body, ctype = multipart({"_formkey": key, "title": "With file", "body": ""},
-                            {"attachment": ("hello.txt", b"attached bytes\n")})
+    body, ctype = multipart(
+        {"_formkey": key, "title": "With file", "body": ""},
+        {"attachment": ("hello.txt", b"attached bytes\n")},
+    )
     r = web.post("/notes/default/index", body, content_type=ctype)
     assert r.status == 303
     uploads = list((root / "applications/notes/uploads").glob("note.attachment.*.txt"))
     assert len(uploads) == 1 and uploads[0].read_bytes() == b"attached bytes\n"
-    note_id = re.search(r'/notes/default/show/(\d+)">With file<',
-                        web.get("/notes/default/index").text).group(1)
+    note_id = re.search(
+        r'/notes/default/show/(\d+)">With file<', web.get("/notes/default/index").text
+    ).group(1)
     show = web.get(f"/notes/default/show/{note_id}").text
     link = re.search(r'href="(/notes/default/download/[^"]+)"', show).group(1)
     r = web.get(link)
