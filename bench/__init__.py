@@ -1,0 +1,1 @@
+"""Benchmarks and load tools run against loopback or the sandbox servers."""
