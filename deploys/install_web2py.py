@@ -14,6 +14,8 @@ from pyinfra.operations import apt, files, server, systemd
 from operations import tls, web2py
 from operations.config import install_config
 from operations.controller import admin_password, app_package
+from operations.scripts import LOCAL_DIR, REMOTE_DIR
+from operations.web2py_app import RELEASE_TOOL
 
 c = install_config(host.data, admin_password=admin_password(host.data))
 owner = {"user": c.user, "group": c.group}
@@ -91,6 +93,11 @@ else:
 
 # --- uWSGI under systemd ------------------------------------------------------------------
 run_dir_name = PurePosixPath(c.run_dir).name
+release_tool = f"{REMOTE_DIR}/{RELEASE_TOOL}"
+files.put(
+    name="Release and reload tool", src=str(LOCAL_DIR / RELEASE_TOOL), dest=release_tool,
+    mode="755", **root_owned,
+)  # fmt: skip
 uwsgi_ini = files.template(
     name="uWSGI config", src="templates/uwsgi-web2py.ini.j2", dest=f"{c.config_dir}/uwsgi.ini",
     user="root", group="root", mode="644", c=c,
@@ -98,6 +105,7 @@ uwsgi_ini = files.template(
 uwsgi_unit = files.template(
     name="uWSGI systemd unit", src="templates/web2py-uwsgi.service.j2",
     dest="/etc/systemd/system/web2py-uwsgi.service", mode="644", c=c, run_dir_name=run_dir_name,
+    release_tool=release_tool,
 )  # fmt: skip
 scheduler_unit = files.template(
     name="Scheduler systemd unit", src="templates/web2py-scheduler@.service.j2",

@@ -275,7 +275,7 @@ class App:
             self.args.uwsgi, "--plugins", "python3", "--http-socket", str(sock),
             "--chdir", str(shadow), "--module", "wsgihandler:application", "--master",
             "--processes", "1", "--need-app", "--uid", str(self.uid), "--gid", str(self.gid),
-            "--chmod-socket", "600", "--die-on-term", "--disable-logging",
+            "--chmod-socket=600", "--die-on-term", "--disable-logging",
         ]  # fmt: skip
         log_path = shadow / "uwsgi.log"
         with open(log_path, "wb") as out:
@@ -344,21 +344,7 @@ class App:
         os.replace(temp_link, link)
 
     def chain_reload(self) -> None:
-        """FIFO 'c': uWSGI replaces workers one at a time; wait until none of the old is left."""
-        before = {w.get("pid") for w in uwsgi_workers(self.args.stats)}
-        with open(self.args.fifo, "w") as f:
-            f.write("c")
-        deadline = time.monotonic() + self.args.reload_timeout
-        while time.monotonic() < deadline:
-            time.sleep(0.1)
-            workers = uwsgi_workers(self.args.stats)
-            if workers and all(
-                w.get("pid") not in before and w.get("status") in ("idle", "busy") for w in workers
-            ):
-                return
-        raise Failure(
-            f"{self.name}: uWSGI workers were not all replaced within {self.args.reload_timeout}s"
-        )
+        chain_reload(self.args.fifo, self.args.stats, self.args.reload_timeout)
 
     def prune_releases(self) -> list[str]:
         keep = max(self.args.keep_releases, 1)
@@ -389,6 +375,26 @@ class App:
                     f"{self.name}: {stage} hook {command!r} exited {result.returncode}: "
                     f"{result.stderr.strip()[-300:]}"
                 )
+
+
+def chain_reload(fifo: str, stats: str, timeout: float) -> None:
+    """FIFO 'c': uWSGI replaces workers one at a time; return once none of the old is left.
+
+    Waiting matters beyond deploys: a stop that arrives in the middle of a chain reload hangs
+    uWSGI 2.0 until systemd kills it, so `systemctl reload` (ExecReload) waits here too.
+    """
+    before = {w.get("pid") for w in uwsgi_workers(stats)}
+    with open(fifo, "w") as f:
+        f.write("c")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        workers = uwsgi_workers(stats)
+        if workers and all(
+            w.get("pid") not in before and w.get("status") in ("idle", "busy") for w in workers
+        ):
+            return
+    raise Failure(f"uWSGI workers were not all replaced within {timeout}s")
 
 
 def walk_files(root: Path):
@@ -590,6 +596,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reload(args: argparse.Namespace) -> int:
+    chain_reload(args.fifo, args.stats, args.reload_timeout)
+    log("uWSGI chain reload complete")
+    return 0
+
+
 def cmd_unlock(args: argparse.Namespace) -> int:
     app = App(args)
     if not app.lock_dir.exists():
@@ -602,10 +614,10 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("command", choices=("deploy", "rollback", "status", "unlock"))
-    p.add_argument("--app", required=True)
-    p.add_argument("--apps-dir", required=True)
-    p.add_argument("--web2py-root", required=True)
+    p.add_argument("command", choices=("deploy", "rollback", "status", "unlock", "reload"))
+    p.add_argument("--app")
+    p.add_argument("--apps-dir")
+    p.add_argument("--web2py-root")
     p.add_argument("--user", default="www-data")
     p.add_argument("--group", default="www-data")
     p.add_argument("--data-dirs", default="databases,uploads,sessions,errors,cache,private")
@@ -639,7 +651,11 @@ def main(argv: list[str] | None = None) -> int:
         "rollback": cmd_rollback,
         "status": cmd_status,
         "unlock": cmd_unlock,
+        "reload": cmd_reload,
     }
+    if args.command != "reload" and not (args.app and args.apps_dir and args.web2py_root):
+        print(f"{args.command} needs --app, --apps-dir and --web2py-root", file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "deploy" and not (args.package and args.sha256):
         print("deploy needs --package and --sha256", file=sys.stderr)
         return EXIT_USAGE

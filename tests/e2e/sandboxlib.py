@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,15 @@ class Server:
             raise AssertionError(
                 f"{self.name}: {command!r} exited {result.returncode}: {result.stderr.strip()}"
             )
+        return result.stdout
+
+    def run_bytes(self, command: str, timeout: float = 120) -> bytes:
+        """Like run, for binary output."""
+        result = subprocess.run(
+            [str(SANDBOX), "ssh", self.name, "sudo", "sh", "-c", _quote(command)],
+            capture_output=True, timeout=timeout, cwd=ROOT,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
         return result.stdout
 
 
@@ -135,8 +145,10 @@ def http_get(
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         if tls_max is not None:
-            context.minimum_version = ssl.TLSVersion.TLSv1
-            context.maximum_version = tls_max
+            with warnings.catch_warnings():  # old versions on purpose: they must be refused
+                warnings.simplefilter("ignore", DeprecationWarning)
+                context.minimum_version = ssl.TLSVersion.TLSv1
+                context.maximum_version = tls_max
             context.set_ciphers("ALL:@SECLEVEL=0")
         conn = http.client.HTTPSConnection(url_host, port or 443, timeout=timeout, context=context)
     else:
