@@ -10,6 +10,7 @@ limits a run to some of them. Each app's package is built once per run on the co
 
 from pyinfra import host
 from pyinfra.context import state
+from pyinfra.operations import python
 
 from operations import web2py_app
 from operations.app_config import deploy_config
@@ -21,10 +22,17 @@ c = deploy_config(host.data, only=host.data.get("deploy_only"))
 for app in c.apps:
     package = app_package(app.path, app.package_mode, app.include, app.exclude)
     report_app_changes(app.name, app.path, package, c.web2py_root, text_diffs=state.config.DIFF)
-    web2py_app.release(
+    released = web2py_app.release(
         name=f"Deploy app {app.name}",
         app=app,
         config=c,
         package_path=str(package.path),
         sha256=package.sha256,
+    )
+    python.call(
+        name=f"Report app {app.name}",
+        function=web2py_app.report_release,
+        app=app.name,
+        config=c,
+        _if=released.did_change,
     )

@@ -70,6 +70,9 @@ def app_files(
     + user: owner of the app's files
     + group: group of the app's files
 
+    An app deployed with releases (``deploys/app_deploy.py``) is left alone: installing web2py
+    again never overwrites the live release.
+
     **Example:**
 
     .. code:: python
@@ -83,6 +86,9 @@ def app_files(
         )
     """
     app_dir = f"{root}/applications/{app}"
+    if host.get_fact(MarkerFile, path=f"{app_dir}/REVISION"):
+        host.noop(f"app {app} is managed by app_deploy (releases): left as it is")
+        return
     installed = host.get_fact(MarkerFile, path=f"{app_dir}/{PACKAGE_MARKER}")
     if installed == sha256:
         host.noop(f"app {app} already holds package {sha256[:12]}")

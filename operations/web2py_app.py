@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
 
 from .app_config import AppSettings, DeployConfig, data_dirs
@@ -174,3 +174,37 @@ def unlock(app: str, config: DeployConfig):
         host.noop(f"{app}: not locked")
         return
     yield from run_script(RELEASE_TOOL, "unlock", *_common_args(app, config))
+
+
+class LastAudit(FactBase[dict | None]):
+    """
+    The last line of an app's audit log (``audit.jsonl``), or None.
+
+    .. code:: python
+
+        host.get_fact(LastAudit, apps_dir="/srv/web2py-apps", app="notes")
+    """
+
+    def command(self, apps_dir: str, app: str) -> StringCommand:
+        path = f"{apps_dir}/{app}/audit.jsonl"
+        return StringCommand("tail", "-n", "1", QuoteString(path), "2>/dev/null", "||", "true")
+
+    def process(self, output: list[str]) -> dict | None:
+        try:
+            return json.loads(output[-1]) if output else None
+        except ValueError:
+            return None
+
+
+def report_release(app: str, config: DeployConfig) -> None:
+    """Log, per host, what the deploy that just ran did and how to undo it (python.call)."""
+    entry = host.get_fact(LastAudit, apps_dir=config.apps_dir, app=app) or {}
+    lines = [f"{host.name}: {app}: {entry.get('result', '?')}, release {entry.get('release')}"]
+    if entry.get("backup"):
+        lines.append(f"{host.name}: {app}: backup {config.backups_dir}/{entry['backup']}")
+    lines.append(
+        f"{host.name}: {app}: to roll back: pyinfra INVENTORY deploys/rollback.py "
+        f"--data rollback_app={app}"
+    )
+    for line in lines:
+        logger.info(line)

@@ -492,10 +492,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             entry["backup"] = app.backup()
             if entry["backup"]:
                 log(f"{app.name}: backup {args.backups_dir}/{entry['backup']}")
-                log(
-                    f"{app.name}: to restore: pyinfra INVENTORY deploys/restore.py "
-                    f"--data restore_app={app.name} --data restore_backup={entry['backup']}"
-                )
         release_dir = app.unpack(Path(args.package), args.sha256, release, meta)
         app.hooks("before_check", release_dir)
         app.precheck(release_dir)

@@ -1,0 +1,265 @@
+"""app_deploy and rollback against a provisioned sandbox server (the heart of the project)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.parse
+
+import pytest
+
+from bench.loadgen import start_load
+
+from .sandboxlib import ROOT, http_get, pyinfra
+
+APPS_DIR = "/srv/web2py-apps"
+SHARED_DATA = (
+    f"cd {APPS_DIR}/notes/shared && "
+    "find databases uploads private -type f | sort | xargs -r sha256sum"
+)
+
+
+def apps_data(app_dir, **settings) -> dict[str, str]:
+    app = {
+        "path": str(app_dir),
+        "health_path": "/notes/default/health",
+        "health_text": "ok notes",
+        **settings,
+    }
+    return {"deploy_apps": json.dumps({"notes": app})}
+
+
+def set_version(app_dir, version: str) -> None:
+    util = app_dir / "modules" / "notes_util.py"
+    text = util.read_text()
+    start = text.index("VERSION = '") + len("VERSION = '")
+    util.write_text(text[:start] + version + text[text.index("'", start) :])
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, installed):
+    """A working copy of the example app, deployed once to the first installed server."""
+    app_dir = tmp_path_factory.mktemp("apps") / "notes"
+    shutil.copytree(ROOT / "examples" / "apps" / "notes", app_dir)
+    server = installed["hosts"][1]  # hosts[0] keeps the plain install for install_web2py's tests
+    first = pyinfra("deploys/app_deploy.py", [server], data=apps_data(app_dir))
+    assert first.returncode == 0, first.output[-4000:]
+    return {"dir": app_dir, "server": server, "first": first}
+
+
+def deploy(app, **settings):
+    return pyinfra("deploys/app_deploy.py", [app["server"]], data=apps_data(app["dir"], **settings))
+
+
+def live(app) -> dict:
+    return json.loads(app["server"].run(f"cat {APPS_DIR}/notes/current/REVISION"))
+
+
+def add_note(server, title: str) -> None:
+    status, headers, body = http_get(server.address, "/notes/default/index")
+    cookie = headers["set-cookie"].split(";")[0]
+    formkey = body.split(b'name="_formkey" value="')[1].split(b'"')[0].decode()
+    form = urllib.parse.urlencode({"title": title, "body": "kept", "_formkey": formkey}).encode()
+    status, _, _ = http_get(
+        server.address, "/notes/default/index", method="POST", body=form,
+        headers={"Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    assert status == 303
+
+
+def test_first_deploy_adopts_the_installed_app(app):
+    server = app["server"]
+    assert server.run(f"readlink {ROOT_APPS}/notes").strip() == f"{APPS_DIR}/notes/current"
+    revision = live(app)
+    assert (
+        revision["release"]
+        == server.run(f"readlink {APPS_DIR}/notes/current").split("/")[-1].strip()
+    )
+    assert len(revision["sha256"]) == 64
+    status, _, body = http_get(server.address, "/notes/default/health")
+    assert status == 200 and body.startswith(b"ok notes")
+
+
+ROOT_APPS = "/home/www-data/web2py/applications"
+
+
+def test_rerun_unchanged_changes_nothing(app):
+    before = app["server"].run(f"ls /var/backups/web2py/ {APPS_DIR}/notes/releases")
+    run = deploy(app)
+    assert run.returncode == 0 and run.totals["changed"] == 0, run.output[-3000:]
+    assert app["server"].run(f"ls /var/backups/web2py/ {APPS_DIR}/notes/releases") == before
+
+
+def test_dry_run_lists_file_changes_and_diff(app):
+    controller = app["dir"] / "controllers" / "default.py"
+    original = controller.read_text()
+    (app["dir"] / "views" / "default" / "extra.html").write_text("<p>new view</p>\n")
+    controller.write_text(original.replace("List the notes;", "List all the notes;"))
+    crontab = app["dir"] / "cron" / "crontab"
+    crontab_text = crontab.read_text()
+    crontab.unlink()
+    before = live(app)
+    try:
+        run = pyinfra(
+            "deploys/app_deploy.py", [app["server"]], data=apps_data(app["dir"]),
+            extra=["--dry", "--diff"],
+        )  # fmt: skip
+        assert run.returncode == 0, run.output[-3000:]
+        assert "app notes: 1 added, 1 changed, 1 removed" in run.output
+        assert "+ views/default/extra.html" in run.output
+        assert "~ controllers/default.py" in run.output
+        assert "- cron/crontab" in run.output
+        assert '+    """List all the notes;' in run.output
+        assert live(app) == before  # a dry run changed nothing
+    finally:
+        controller.write_text(original)
+        (app["dir"] / "views" / "default" / "extra.html").unlink()
+        crontab.write_text(crontab_text)
+
+
+def test_deploy_under_load_zero_failures_then_rollback(app):
+    server = app["server"]
+    add_note(server, "written before the deploy")
+    data_before = server.run(SHARED_DATA)
+    previous = live(app)["release"]
+    set_version(app["dir"], "2.0.0")
+    (app["dir"] / "static" / "css" / "gone.css").write_text("a{}")
+    url = f"http://{server.address}/notes/default/health"
+    with start_load(url, rate=120, duration=30, timeout=5, expect_body=b"ok notes") as load:
+        time.sleep(2)
+        run = deploy(app)
+        result = load.result(60)
+    assert run.returncode == 0, run.output[-3000:]
+    assert result.sent >= 3000 and result.failed == 0, result.summary()
+    # every worker serves the new release once the deploy returns
+    for _ in range(40):
+        assert http_get(server.address, "/notes/default/health")[2] == b"ok notes 2.0.0"
+    assert server.run(SHARED_DATA) == data_before
+    new = live(app)["release"]
+    assert new != previous
+
+    # a file deleted locally is gone from the server
+    (app["dir"] / "static" / "css" / "gone.css").unlink()
+    run = deploy(app)
+    assert run.returncode == 0
+    assert (
+        server.run(f"test -e {APPS_DIR}/notes/current/static/css/gone.css || echo gone").strip()
+        == "gone"
+    )
+    assert http_get(server.address, "/notes/static/css/gone.css")[0] == 404
+
+    # rollback to the previous release by the release log, under load
+    with start_load(url, rate=120, duration=30, timeout=5, expect_body=b"ok notes") as load:
+        time.sleep(2)
+        rb = pyinfra(
+            "deploys/rollback.py", [server], data={"rollback_app": "notes", **apps_data(app["dir"])}
+        )
+        result = load.result(60)
+    assert rb.returncode == 0, rb.output[-3000:]
+    assert result.sent >= 3000 and result.failed == 0, result.summary()
+    assert live(app)["release"] == new
+    assert server.run(SHARED_DATA) == data_before
+    status, _, body = http_get(server.address, "/notes/default/index")
+    assert b"written before the deploy" in body
+
+    # to a named release
+    rb = pyinfra(
+        "deploys/rollback.py", [server],
+        data={"rollback_app": "notes", "rollback_to": previous, **apps_data(app["dir"])},
+    )  # fmt: skip
+    assert rb.returncode == 0, rb.output[-3000:]
+    assert live(app)["release"] == previous
+    assert http_get(server.address, "/notes/default/health")[2].startswith(b"ok notes 1.0.0")
+
+
+def test_broken_release_never_serves(app):
+    server = app["server"]
+    before = live(app)["release"]
+    model = app["dir"] / "models" / "zz_broken.py"
+    model.write_text("raise RuntimeError('broken on purpose')\n")
+    url = f"http://{server.address}/notes/default/health"
+    try:
+        with start_load(url, rate=50, duration=12, timeout=5, expect_body=b"ok notes") as load:
+            time.sleep(1)
+            run = deploy(app)
+            result = load.result(60)
+    finally:
+        model.unlink()
+    assert run.returncode != 0
+    assert "pre-switch check" in run.output and "answered 500" in run.output
+    assert live(app)["release"] == before
+    assert result.failed == 0, result.summary()
+    log = server.run(f"tail -n 3 {APPS_DIR}/notes/release.log")
+    assert "failed" in log
+
+
+def test_failing_after_switch_rolls_back(app):
+    server = app["server"]
+    before = live(app)["release"]
+    set_version(app["dir"], "3.0.0")
+    run = deploy(app, hooks={"after_switch": ["echo boom >&2; exit 7"]})
+    assert run.returncode != 0
+    assert "after_switch hook" in run.output and "rolled back to" in run.output
+    assert live(app)["release"] == before
+    assert http_get(server.address, "/notes/default/health")[2] != b"ok notes 3.0.0"
+    audit = [
+        json.loads(line) for line in server.run(f"cat {APPS_DIR}/notes/audit.jsonl").splitlines()
+    ]
+    assert audit[-1]["result"].startswith("failed") and "rolled back" in audit[-1]["result"]
+    for entry in audit:
+        assert {
+            "who",
+            "when",
+            "version",
+            "package_sha256",
+            "backup",
+            "result",
+            "duration_s",
+        } <= set(entry)
+
+
+def test_lock_fails_fast_and_unlock_releases(app):
+    server = app["server"]
+    server.run(
+        f"mkdir {APPS_DIR}/notes/lock && echo "
+        '\'{"who": "carol@laptop", "since": "20261125T000000Z", "version": "9.9"}\' '
+        f"> {APPS_DIR}/notes/lock/info.json"
+    )
+    set_version(app["dir"], "4.0.0")
+    started = time.monotonic()
+    run = deploy(app)
+    assert run.returncode != 0 and time.monotonic() - started < 60
+    assert "locked by carol@laptop" in run.output
+    shown = pyinfra("deploys/unlock.py", [server], data={"unlock_app": "notes"}, extra=["--dry"])
+    assert "notes locked by carol@laptop" in shown.output
+    released = pyinfra("deploys/unlock.py", [server], data={"unlock_app": "notes"})
+    assert released.returncode == 0 and released.totals["changed"] == 1
+    run = deploy(app)
+    assert run.returncode == 0, run.output[-3000:]
+    assert http_get(server.address, "/notes/default/health")[2] == b"ok notes 4.0.0"
+
+
+def test_backups_are_timestamped_verified_and_retained(app):
+    server = app["server"]
+    listing = server.run("cd /var/backups/web2py && ls").split()
+    zips = [n for n in listing if n.endswith(".zip")]
+    assert zips and all(n.startswith("notes.") and n[6:22].endswith("Z") for n in zips)
+    assert (
+        server.run("cd /var/backups/web2py && sha256sum -c --quiet *.sha256 && echo ok").strip()
+        == "ok"
+    )
+    content = server.run(f"cd /var/backups/web2py && unzip -l {sorted(zips)[-1]}")
+    assert "notes/databases/storage.sqlite" in content and "notes/controllers/default.py" in content
+    assert server.run("stat -c '%U %a' /var/backups/web2py").strip() == "root 700"
+
+
+def test_code_is_read_only_to_uwsgi_and_data_writable(app):
+    server = app["server"]
+    release = f"{APPS_DIR}/notes/current"
+    assert server.run(f"stat -c '%U %a' {release}/controllers/default.py").strip() == "root 644"
+    as_uwsgi = "runuser -u www-data -- sh -c "
+    code = f"'touch {release}/controllers/x 2>/dev/null || echo denied'"
+    data = f"'touch {release}/databases/probe && rm {release}/databases/probe && echo ok'"
+    assert server.run(as_uwsgi + code).strip() == "denied"
+    assert server.run(as_uwsgi + data).strip() == "ok"
