@@ -514,7 +514,22 @@ def _result(plan: _Plan, tally: _Tally) -> LoadResult:
 
 
 def run_plan(plan: _Plan, stop: threading.Event | None = None) -> LoadResult:
-    return _result(plan, asyncio.run(_run(plan, stop)))
+    # A fresh event loop in its own thread: the caller's thread may already run a loop (pyinfra's
+    # gevent hub, a test framework), and asyncio.run() refuses to nest.
+    box: dict[str, _Tally | BaseException] = {}
+
+    def main() -> None:
+        try:
+            box["tally"] = asyncio.run(_run(plan, stop))
+        except BaseException as error:  # re-raised in the caller's thread
+            box["error"] = error
+
+    thread = threading.Thread(target=main, name="loadgen-loop", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return _result(plan, box["tally"])
 
 
 def run_load(
