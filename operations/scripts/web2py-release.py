@@ -551,6 +551,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         "when": utc_stamp(started),
         "from": live,
         "release": target,
+        "version": app.revision(target).get("version"),
+        "package_sha256": app.revision(target).get("sha256"),
+        "backup": None,
     }
     app.acquire(f"rollback to {target}")
     try:

@@ -9,7 +9,7 @@ import urllib.parse
 
 import pytest
 
-from bench.loadgen import start_load
+from bench.loadgen import LoadRunner
 
 from .sandboxlib import ROOT, http_get, pyinfra
 
@@ -126,7 +126,7 @@ def test_deploy_under_load_zero_failures_then_rollback(app):
     set_version(app["dir"], "2.0.0")
     (app["dir"] / "static" / "css" / "gone.css").write_text("a{}")
     url = f"http://{server.address}/notes/default/health"
-    with start_load(url, rate=120, duration=30, timeout=5, expect_body=b"ok notes") as load:
+    with LoadRunner(url, rate=120, duration=30, timeout=5, expect_body=b"ok notes") as load:
         time.sleep(2)
         run = deploy(app)
         result = load.result(60)
@@ -150,7 +150,7 @@ def test_deploy_under_load_zero_failures_then_rollback(app):
     assert http_get(server.address, "/notes/static/css/gone.css")[0] == 404
 
     # rollback to the previous release by the release log, under load
-    with start_load(url, rate=120, duration=30, timeout=5, expect_body=b"ok notes") as load:
+    with LoadRunner(url, rate=120, duration=30, timeout=5, expect_body=b"ok notes") as load:
         time.sleep(2)
         rb = pyinfra(
             "deploys/rollback.py", [server], data={"rollback_app": "notes", **apps_data(app["dir"])}
@@ -180,7 +180,7 @@ def test_broken_release_never_serves(app):
     model.write_text("raise RuntimeError('broken on purpose')\n")
     url = f"http://{server.address}/notes/default/health"
     try:
-        with start_load(url, rate=50, duration=12, timeout=5, expect_body=b"ok notes") as load:
+        with LoadRunner(url, rate=50, duration=12, timeout=5, expect_body=b"ok notes") as load:
             time.sleep(1)
             run = deploy(app)
             result = load.result(60)
