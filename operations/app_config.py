@@ -21,13 +21,15 @@ from .config import (
     as_remote_path,
     as_unix_name,
 )
+from .gitsource import export_commit
 from .packaging import DATA_DIRS
 
 HEALTH_PATH = re.compile(r"^/[A-Za-z0-9_./?=&%-]*$")
 HOOK_STAGES = ("before_check", "before_switch", "after_switch")
 APP_KEYS = {
     "path", "package_mode", "include", "exclude", "health_path", "health_status", "health_text",
-    "keep_releases", "keep_backups", "backup", "hooks", "version",
+    "keep_releases", "keep_backups", "backup", "hooks", "version", "migrate",
+    "source", "repo", "ref", "subdir",
 }  # fmt: skip
 
 
@@ -46,6 +48,7 @@ class AppSettings:
     backup: bool
     hooks: str  # JSON {stage: [command, ...]}
     version: str
+    migrate: bool
 
 
 @dataclass(frozen=True)
@@ -95,11 +98,23 @@ def app_settings(name: str, raw: Any) -> AppSettings:
     if unknown:
         raise ConfigError(f"deploy_apps[{name!r}]: unknown setting {sorted(unknown)[0]!r}")
     key = f"deploy_apps[{name!r}]"
-    path = Path(str(raw.get("path", ""))).expanduser()
-    if not raw.get("path") or not path.is_dir():
-        raise ConfigError(f"{key}.path: no such app folder on the controller: {raw.get('path')}")
-    if not (path / "controllers").is_dir():
-        raise ConfigError(f"{key}.path: {path} is not a web2py app (no controllers/ folder)")
+    source = raw.get("source", "local")
+    commit = ""
+    if source == "git":
+        if not raw.get("repo") or not raw.get("ref"):
+            raise ConfigError(f"{key}: source 'git' needs repo and ref")
+        exported = export_commit(key, str(raw["repo"]), str(raw["ref"]), str(raw.get("subdir", "")))
+        path, commit = exported.path, exported.commit
+    elif source == "local":
+        path = Path(str(raw.get("path", ""))).expanduser()
+        if not raw.get("path") or not path.is_dir():
+            raise ConfigError(
+                f"{key}.path: no such app folder on the controller: {raw.get('path')}"
+            )
+        if not (path / "controllers").is_dir():
+            raise ConfigError(f"{key}.path: {path} is not a web2py app (no controllers/ folder)")
+    else:
+        raise ConfigError(f"{key}.source: expected 'local' or 'git', got {source!r}")
     mode = raw.get("package_mode", "code")
     if mode not in ("code", "full"):
         raise ConfigError(f"{key}.package_mode: expected 'code' or 'full', got {mode!r}")
@@ -121,7 +136,8 @@ def app_settings(name: str, raw: Any) -> AppSettings:
         keep_backups=as_int(f"{key}.keep_backups", raw.get("keep_backups", 10), 1, 10000),
         backup=as_bool(f"{key}.backup", raw.get("backup", True)),
         hooks=_hooks(f"{key}.hooks", raw.get("hooks")),
-        version=str(raw.get("version", "")),
+        version=str(raw.get("version") or (f"git:{commit}" if commit else "")),
+        migrate=as_bool(f"{key}.migrate", raw.get("migrate", False)),
     )
 
 

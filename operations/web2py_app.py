@@ -123,9 +123,10 @@ def release(app: AppSettings, config: DeployConfig, package_path: str, sha256: s
     yield FileUploadCommand(package_path, remote)
     version = app.version or sha256[:12]
     backup = ["--backup"] if app.backup else ["--no-backup"]
+    migrate = ["--migrate"] if app.migrate else ["--no-migrate"]
     yield from run_script(
         RELEASE_TOOL, "deploy", *_common_args(app.name, config), *_health_args(app),
-        "--package", remote, "--sha256", sha256, "--version", version, *backup,
+        "--package", remote, "--sha256", sha256, "--version", version, *backup, *migrate,
         "--backups-dir", config.backups_dir, "--keep-backups", str(app.keep_backups),
         "--keep-releases", str(app.keep_releases), "--hooks", app.hooks,
     )  # fmt: skip

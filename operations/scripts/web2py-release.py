@@ -253,8 +253,9 @@ class App:
 
     # --- checks ----------------------------------------------------------------------------
     def precheck(self, release_dir: Path) -> None:
-        """Serve the new release from a throwaway uWSGI on a private socket; demand health."""
-        if not self.args.health_path:
+        """Before the switch, in a shadow web2py tree whose app is the new release: run the
+        migrations if asked, then serve it from a throwaway uWSGI and demand a healthy answer."""
+        if not (self.args.health_path or self.args.migrate):
             return
         shadow = self.base / f".check-{release_dir.name}"
         shutil.rmtree(shadow, ignore_errors=True)
@@ -270,6 +271,30 @@ class App:
         for path in [shadow, *shadow.rglob("*")]:
             if not path.is_symlink():
                 os.chown(path, self.uid, self.gid)
+        try:
+            if self.args.migrate:
+                self.migrate(shadow)
+            if self.args.health_path:
+                self.serve_check(shadow, release_dir.name)
+        finally:
+            shutil.rmtree(shadow, ignore_errors=True)
+
+    def migrate(self, shadow: Path) -> None:
+        """web2py's own way: run the app's models (DAL migrations) with web2py.py -S -M -R."""
+        script = shadow / "migrate.py"
+        script.write_text("db.commit() if 'db' in globals() else None\n")
+        os.chown(script, self.uid, self.gid)
+        result = subprocess.run(
+            ["python3", "web2py.py", "-S", self.name, "-M", "-R", str(script)],
+            cwd=shadow, capture_output=True, text=True, timeout=self.args.hook_timeout,
+            user=self.uid, group=self.gid, extra_groups=[],
+        )  # fmt: skip
+        if result.returncode != 0:
+            tail = " | ".join(result.stderr.strip().splitlines()[-3:])
+            raise Failure(f"{self.name}: migrations failed: {tail}")
+        log(f"{self.name}: migrations ran")
+
+    def serve_check(self, shadow: Path, release: str) -> None:
         sock = shadow / "check.sock"
         command = [
             self.args.uwsgi, "--plugins", "python3", "--http-socket", str(sock),
@@ -286,7 +311,7 @@ class App:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
                     raise Failure(
-                        f"{self.name}: release {release_dir.name} does not load: {' | '.join(tail)}"
+                        f"{self.name}: release {release} does not load: {' | '.join(tail)}"
                     )
                 time.sleep(0.05)
             status, body = unix_http_get(sock, self.args.health_path, self.args.check_timeout)
@@ -298,7 +323,6 @@ class App:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            shutil.rmtree(shadow, ignore_errors=True)
 
     def judge(self, what: str, status: int, body: bytes) -> None:
         if status != self.args.health_status:
@@ -595,6 +619,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    app = App(args)
+    app.acquire("backup")
+    try:
+        name = app.backup()
+    finally:
+        app.release_lock()
+    log(
+        f"{app.name}: backup {args.backups_dir}/{name}"
+        if name
+        else f"{app.name}: nothing to back up"
+    )
+    return 0
+
+
 def cmd_reload(args: argparse.Namespace) -> int:
     chain_reload(args.fifo, args.stats, args.reload_timeout)
     log("uWSGI chain reload complete")
@@ -613,7 +652,9 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("command", choices=("deploy", "rollback", "status", "unlock", "reload"))
+    p.add_argument(
+        "command", choices=("deploy", "rollback", "status", "unlock", "reload", "backup")
+    )
     p.add_argument("--app")
     p.add_argument("--apps-dir")
     p.add_argument("--web2py-root")
@@ -636,6 +677,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reload-timeout", type=float, default=60)
     p.add_argument("--hook-timeout", type=float, default=300)
     p.add_argument("--hooks", default="")
+    p.add_argument("--migrate", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--fifo", default="/run/web2py/uwsgi.fifo")
     p.add_argument("--stats", default="/run/web2py/stats.sock")
     p.add_argument("--uwsgi", default="/usr/bin/uwsgi-core")
@@ -651,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
         "status": cmd_status,
         "unlock": cmd_unlock,
         "reload": cmd_reload,
+        "backup": cmd_backup,
     }
     if args.command != "reload" and not (args.app and args.apps_dir and args.web2py_root):
         print(f"{args.command} needs --app, --apps-dir and --web2py-root", file=sys.stderr)

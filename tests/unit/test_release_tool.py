@@ -1,0 +1,106 @@
+"""The server-side release tool's pure parts, run locally on a fake app layout."""
+
+import importlib.util
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from operations.scripts import LOCAL_DIR
+
+spec = importlib.util.spec_from_file_location("web2py_release", LOCAL_DIR / "web2py-release.py")
+tool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tool)
+
+USER = "root"
+
+
+@pytest.fixture()
+def app(tmp_path):
+    root = tmp_path / "web2py"
+    (root / "applications" / "notes" / "controllers").mkdir(parents=True)
+    (root / "applications" / "notes" / "controllers" / "default.py").write_text("x = 1\n")
+    (root / "applications" / "notes" / "databases").mkdir()
+    (root / "applications" / "notes" / "databases" / "storage.sqlite").write_bytes(b"DB")
+    (root / "applications" / "notes" / "sessions").mkdir()
+    (root / "applications" / "notes" / "sessions" / "s1").write_text("scratch")
+    args = tool.parser().parse_args(
+        [
+            "backup", "--app", "notes", "--apps-dir", str(tmp_path / "apps"),
+            "--web2py-root", str(root), "--user", USER, "--group", USER,
+            "--backups-dir", str(tmp_path / "backups"), "--keep-backups", "3",
+        ]
+    )  # fmt: skip
+    return tool.App(args)
+
+
+def test_backups_in_the_same_second_never_collide(app, monkeypatch):
+    monkeypatch.setattr(tool, "utc_stamp", lambda now=None: "20261125T101500Z")
+    names = [app.backup() for _ in range(3)]
+    assert names == [
+        "notes.20261125T101500Z.zip",
+        "notes.20261125T101500Z-2.zip",
+        "notes.20261125T101500Z-3.zip",
+    ]
+    backups = Path(app.args.backups_dir)
+    for name in names:
+        digest, listed = (backups / f"{name}.sha256").read_text().split()
+        assert listed == name and digest == tool.sha256_file(backups / name)
+        assert oct((backups / name).stat().st_mode & 0o777) == "0o600"
+    with zipfile.ZipFile(backups / names[0]) as zf:
+        assert sorted(zf.namelist()) == [
+            "notes/controllers/default.py",
+            "notes/databases/storage.sqlite",
+        ]  # sessions are scratch: not backed up
+
+
+def test_retention_keeps_newest_backups(app, monkeypatch):
+    stamps = iter(f"2026112{i}T000000Z" for i in range(5))
+    monkeypatch.setattr(tool, "utc_stamp", lambda now=None: next(stamps))
+    names = []
+    for i in range(5):
+        names.append(app.backup())
+        os.utime(Path(app.args.backups_dir) / names[-1], (1000 + i, 1000 + i))
+        app.prune_backups()
+    left = sorted(p.name for p in Path(app.args.backups_dir).glob("*.zip"))
+    assert left == sorted(names[-3:])
+
+
+def make_release(app, name):
+    (app.releases / name).mkdir(parents=True)
+
+
+def test_prune_never_removes_live_or_last_good(app):
+    for name in ("r1", "r2", "r3", "r4", "r5", "r6"):
+        make_release(app, name)
+    app.base.mkdir(parents=True, exist_ok=True)
+    for name, event in [("r1", "live"), ("r2", "live"), ("r3", "failed"), ("r4", "live"),
+                        ("r5", "failed"), ("r6", "failed")]:  # fmt: skip
+        app.record(name, event)
+    os.symlink("releases/r4", app.current)
+    app.args.keep_releases = 2
+    removed = app.prune_releases()
+    left = sorted(p.name for p in app.releases.iterdir())
+    assert "r4" in left and "r2" in left  # live, and the last good before it
+    assert set(removed) | set(left) == {"r1", "r2", "r3", "r4", "r5", "r6"}
+
+
+def test_rollback_target_follows_the_release_log_not_names(app):
+    for name in ("b", "a", "c"):
+        make_release(app, name)
+    for name, event in [("b", "live"), ("a", "live"), ("c", "failed"), ("b", "live")]:
+        app.record(name, event)
+    # by the log: b was live last, a before it; c never served
+    assert app.good_releases() == ["a", "b"]
+
+
+def test_lock_names_holder_and_is_exclusive(app):
+    app.acquire("1.2.3")
+    info = json.loads((app.lock_dir / "info.json").read_text())
+    assert info["version"] == "1.2.3"
+    with pytest.raises(tool.Failure, match="locked by .* \\(version 1.2.3\\).*deploys/unlock.py"):
+        app.acquire("2.0")
+    app.release_lock()
+    app.acquire("2.0")
