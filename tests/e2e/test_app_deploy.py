@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 import urllib.parse
 
@@ -263,3 +264,52 @@ def test_code_is_read_only_to_uwsgi_and_data_writable(app):
     data = f"'touch {release}/databases/probe && rm {release}/databases/probe && echo ok'"
     assert server.run(as_uwsgi + code).strip() == "denied"
     assert server.run(as_uwsgi + data).strip() == "ok"
+
+
+def test_git_source_with_migrations_and_two_apps_in_one_run(app, tmp_path):
+    server = app["server"]
+    repo = tmp_path / "repo"
+    shutil.copytree(app["dir"], repo / "apps" / "notes2")
+    set_version(repo / "apps" / "notes2", "5.0.0")
+    model = repo / "apps" / "notes2" / "models" / "db.py"
+    model.write_text(
+        model.read_text().replace(
+            "Field('body', 'text'),", "Field('body', 'text'),\n    Field('priority', 'integer'),"
+        )
+    )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "v5"],
+                 ["tag", "v5"]):  # fmt: skip
+        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True, timeout=60)
+    tagged = subprocess.run(
+        ["git", "rev-parse", "v5^{commit}"], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+    (repo / "apps" / "notes2" / "ABOUT").write_text("after the tag\n")
+    subprocess.run([*git, "commit", "-qam", "later"], cwd=repo, check=True, capture_output=True)
+
+    apps = {
+        "notes": {"path": str(app["dir"]), "health_path": "/notes/default/health"},
+        "notes2": {
+            "source": "git", "repo": str(repo), "ref": "v5", "subdir": "apps/notes2",
+            "health_path": "/notes2/default/health", "health_text": "ok notes 5.0.0",
+            "migrate": True,
+        },
+    }  # fmt: skip
+    data = {"deploy_apps": json.dumps(apps)}
+    run = pyinfra("deploys/app_deploy.py", [server], data=data)
+    assert run.returncode == 0, run.output[-4000:]
+    revision = json.loads(server.run(f"cat {APPS_DIR}/notes2/current/REVISION"))
+    assert revision["version"] == f"git:{tagged}"
+    assert server.run(f"cat {APPS_DIR}/notes2/current/ABOUT").strip() != "after the tag"
+    assert server.run(f"find -L {APPS_DIR}/notes2/current -name .git").strip() == ""
+    assert http_get(server.address, "/notes2/default/health")[2] == b"ok notes 5.0.0"
+    assert http_get(server.address, "/notes/default/health")[2].startswith(b"ok notes")
+    database = f"{APPS_DIR}/notes2/shared/databases/storage.sqlite"
+    query = (
+        f"import sqlite3; db = sqlite3.connect('{database}'); "
+        "print(db.execute('pragma table_info(note)').fetchall())"
+    )
+    columns = server.run(f'python3 -c "{query}"')
+    assert "priority" in columns
+    again = pyinfra("deploys/app_deploy.py", [server], data=data)
+    assert again.returncode == 0 and again.totals["changed"] == 0, again.output[-3000:]
