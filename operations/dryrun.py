@@ -23,7 +23,7 @@ def report_app_changes(
     if live and live.get("sha256") == package.sha256:
         return None
     current = host.get_fact(LiveManifest, web2py_root=web2py_root, app=app)
-    diff = diff_manifests(current, package.files)
+    diff = diff_manifests(current or {}, package.files)  # pyinfra gives None for no output
     where = f"release {live['release']}" if live else "no release yet"
     logger.info(f"{host.name}: app {app}: {diff.summary()} ({where} → {package.sha256[:12]})")
     for line in diff.lines():
