@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+import json
+
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
 SOURCE_MARKER = ".pyinfra-web2py-source"
 PACKAGE_MARKER = ".pyinfra-web2py-package"
+
+
+def read_file_command(path: str, last_line: bool = False) -> StringCommand:
+    """A file's content (or its last line), and nothing when it is missing."""
+    reader = ("tail", "-n", "1") if last_line else ("cat",)
+    return StringCommand(*reader, QuoteString(path), "2>/dev/null", "||", "true")
+
+
+def parse_json(output: list[str] | None, garbage: dict | None = None) -> dict | None:
+    """JSON from a fact's output; None when there was none, ``garbage`` when it is not JSON."""
+    if not output:
+        return None
+    try:
+        return json.loads("\n".join(output))
+    except ValueError:
+        return garbage
 
 
 class MarkerFile(FactBase[str | None]):
@@ -18,7 +36,7 @@ class MarkerFile(FactBase[str | None]):
     """
 
     def command(self, path: str) -> StringCommand:
-        return StringCommand("cat", QuoteString(path), "2>/dev/null", "||", "true")
+        return read_file_command(path)
 
     def process(self, output: list[str]) -> str | None:
         for line in output:

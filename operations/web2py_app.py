@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
 
 from .app_config import AppSettings, DeployConfig, data_dirs
+from .facts import parse_json, read_file_command
 from .manifest import parse_manifest
 from .packaging import MANIFEST_NAME
 from .scripts import run_script
@@ -26,14 +25,10 @@ class LiveRelease(FactBase[dict | None]):
     """
 
     def command(self, web2py_root: str, app: str) -> StringCommand:
-        path = f"{web2py_root}/applications/{app}/REVISION"
-        return StringCommand("cat", QuoteString(path), "2>/dev/null", "||", "true")
+        return read_file_command(f"{web2py_root}/applications/{app}/REVISION")
 
     def process(self, output: list[str]) -> dict | None:
-        try:
-            return json.loads("\n".join(output)) if output else None
-        except ValueError:
-            return None
+        return parse_json(output)
 
 
 class LiveManifest(FactBase[dict[str, str]]):
@@ -46,8 +41,7 @@ class LiveManifest(FactBase[dict[str, str]]):
     """
 
     def command(self, web2py_root: str, app: str) -> StringCommand:
-        path = f"{web2py_root}/applications/{app}/{MANIFEST_NAME}"
-        return StringCommand("cat", QuoteString(path), "2>/dev/null", "||", "true")
+        return read_file_command(f"{web2py_root}/applications/{app}/{MANIFEST_NAME}")
 
     def process(self, output: list[str]) -> dict[str, str]:
         return parse_manifest(output)
@@ -63,16 +57,11 @@ class AppLock(FactBase[dict | None]):
     """
 
     def command(self, apps_dir: str, app: str) -> StringCommand:
-        path = f"{apps_dir}/{app}/lock/info.json"
-        return StringCommand("cat", QuoteString(path), "2>/dev/null", "||", "true")
+        return read_file_command(f"{apps_dir}/{app}/lock/info.json")
 
     def process(self, output: list[str]) -> dict | None:
-        if not output:
-            return None
-        try:
-            return json.loads("\n".join(output))
-        except ValueError:
-            return {"who": "?", "since": "?", "version": "?"}
+        # a lock whose info is unreadable is still a lock
+        return parse_json(output, garbage={"who": "?", "since": "?", "version": "?"})
 
 
 def _common_args(app: str, c: DeployConfig) -> list[str]:
@@ -187,14 +176,10 @@ class LastAudit(FactBase[dict | None]):
     """
 
     def command(self, apps_dir: str, app: str) -> StringCommand:
-        path = f"{apps_dir}/{app}/audit.jsonl"
-        return StringCommand("tail", "-n", "1", QuoteString(path), "2>/dev/null", "||", "true")
+        return read_file_command(f"{apps_dir}/{app}/audit.jsonl", last_line=True)
 
     def process(self, output: list[str]) -> dict | None:
-        try:
-            return json.loads(output[-1]) if output else None
-        except ValueError:
-            return None
+        return parse_json(output)
 
 
 def report_release(app: str, config: DeployConfig) -> None:
