@@ -71,3 +71,6 @@ web2py_backups_dir = "/var/backups/web2py"  # <app>.<YYYYmmddTHHMMSSZ>.zip + .sh
 rollback_app = None  # rollback: the app
 rollback_to = None  # rollback: a release id; None: the previous good release
 unlock_app = None  # unlock: the app whose stale lock to release
+restore_app = None  # restore: the app
+restore_backup = None  # restore: a backup file name or "latest"; None lists the backups
+restore_data = False  # restore: also put back the backup's data (databases, uploads, private)

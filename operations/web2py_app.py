@@ -188,9 +188,58 @@ def report_release(app: str, config: DeployConfig) -> None:
     lines = [f"{host.name}: {app}: {entry.get('result', '?')}, release {entry.get('release')}"]
     if entry.get("backup"):
         lines.append(f"{host.name}: {app}: backup {config.backups_dir}/{entry['backup']}")
+        lines.append(
+            f"{host.name}: {app}: to restore it: pyinfra INVENTORY deploys/restore.py "
+            f"--data restore_app={app} --data restore_backup={entry['backup']}"
+        )
     lines.append(
         f"{host.name}: {app}: to roll back: pyinfra INVENTORY deploys/rollback.py "
         f"--data rollback_app={app}"
     )
     for line in lines:
         logger.info(line)
+
+
+class Backups(FactBase[list[str]]):
+    """
+    An app's backup zips, newest first.
+
+    .. code:: python
+
+        host.get_fact(Backups, backups_dir="/var/backups/web2py", app="notes")
+    """
+
+    def command(self, backups_dir: str, app: str) -> StringCommand:
+        pattern = StringCommand(QuoteString(f"{backups_dir}/{app}."), "*.zip", _separator="")
+        return StringCommand("ls", "-1t", pattern, "2>/dev/null", "||", "true")
+
+    def process(self, output: list[str]) -> list[str]:
+        return [line.rsplit("/", 1)[-1] for line in output if line.endswith(".zip")]
+
+
+@operation()
+def restore(app: AppSettings, config: DeployConfig, backup: str = "latest", data: bool = False):
+    """
+    Restore a backup as a new release, verified first; its data too only when asked.
+
+    + app: the app's settings (health check)
+    + config: the deploy settings
+    + backup: a backup's file name, or ``latest``
+    + data: also replace the app's data (databases, uploads, private) with the backup's
+
+    The backup's sha256 and contents are checked before anything changes (a corrupt or
+    foreign zip is refused); a fresh backup of the current state is taken first, so a restore
+    can itself be undone; then the same check, switch, reload and health check as a deploy.
+
+    **Example:**
+
+    .. code:: python
+
+        web2py_app.restore(name="Restore notes", app=settings, config=config, backup="latest")
+    """
+    flag = ["--restore-data"] if data else ["--no-restore-data"]
+    yield from run_script(
+        RELEASE_TOOL, "restore", *_common_args(app.name, config), *_health_args(app),
+        "--backups-dir", config.backups_dir, "--keep-backups", str(app.keep_backups),
+        "--keep-releases", str(app.keep_releases), "--backup-name", backup, *flag,
+    )  # fmt: skip

@@ -183,6 +183,92 @@ class App:
             old.unlink(missing_ok=True)
             Path(f"{old}.sha256").unlink(missing_ok=True)
 
+    def verified_backup(self, name: str) -> Path:
+        """The backup named (or the latest), refused unless its sha256 and contents check out."""
+        backups = Path(self.args.backups_dir)
+        if name in ("", "latest"):
+            zips = sorted(backups.glob(f"{self.name}.*.zip"), key=lambda p: p.stat().st_mtime)
+            if not zips:
+                raise Failure(f"{self.name}: no backups in {backups}")
+            path = zips[-1]
+        else:
+            path = backups / name
+            if "/" in name or not name.startswith(f"{self.name}.") or not path.is_file():
+                raise Failure(f"{self.name}: no backup {name!r} of this app in {backups}")
+        try:
+            digest, listed = Path(f"{path}.sha256").read_text().split()
+        except (OSError, ValueError):
+            raise Failure(f"{self.name}: {path.name} has no readable .sha256: refused") from None
+        if listed != path.name or sha256_file(path) != digest:
+            raise Failure(f"{self.name}: {path.name} does not match its sha256: corrupt, refused")
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+                bad = zf.testzip()
+        except zipfile.BadZipFile:
+            raise Failure(f"{self.name}: {path.name} is not a zip: refused") from None
+        if (
+            bad
+            or not names
+            or any(not n.startswith(f"{self.name}/") or ".." in n.split("/") for n in names)
+        ):
+            raise Failure(f"{self.name}: {path.name} is not a backup of this app: refused")
+        if f"{self.name}/controllers/" not in {n[: len(self.name) + 13] for n in names}:
+            raise Failure(f"{self.name}: {path.name} holds no controllers/: refused")
+        return path
+
+    def unpack_backup(self, zip_path: Path, release: str, meta: dict) -> Path:
+        """A release made of a backup's code (its data folders are left out)."""
+        staging = self.releases / f".{release}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        prefix = f"{self.name}/"
+        files: dict[str, str] = {}
+        with zipfile.ZipFile(zip_path) as zf:
+            for info in zf.infolist():
+                rel = info.filename[len(prefix) :]
+                if info.is_dir() or rel.split("/")[0] in self.data_dirs or rel in (
+                    REVISION, MANIFEST,
+                ):  # fmt: skip
+                    continue
+                target = staging / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                data = zf.read(info)
+                target.write_bytes(data)
+                files[rel] = hashlib.sha256(data).hexdigest()
+        (staging / MANIFEST).write_text(
+            "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items()))
+        )
+        return self.finish_release(staging, release, meta)
+
+    def restore_data(self, zip_path: Path) -> None:
+        """Replace shared data with the backup's; the current data is kept aside."""
+        stamp = utc_stamp()
+        with zipfile.ZipFile(zip_path) as zf:
+            for data in self.data_dirs:
+                members = [
+                    i for i in zf.infolist() if i.filename.startswith(f"{self.name}/{data}/")
+                ]
+                if not members and data in ("sessions", "cache"):
+                    continue  # scratch: never in backups, the current one stays
+                shared = self.shared / data
+                if shared.exists():
+                    os.rename(shared, self.shared / f".{data}.before-restore-{stamp}")
+                shared.mkdir()
+                for info in members:
+                    if info.is_dir():
+                        continue
+                    target = self.shared / info.filename[len(self.name) + 1 :]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(zf.read(info))
+                for path in [shared, *shared.rglob("*")]:
+                    os.chown(path, self.uid, self.gid)
+                os.chmod(shared, 0o770)
+        log(
+            f"{self.name}: data restored from {zip_path.name}; "
+            f"the data it replaced is kept as shared/.*.before-restore-{stamp}"
+        )
+
     # --- unpack --------------------------------------------------------------------------
     def unpack(self, package: Path, sha: str, release: str, meta: dict) -> Path:
         if sha256_file(package) != sha:
@@ -204,6 +290,10 @@ class App:
         for name, digest in manifest.items():
             if sha256_file(staging / name) != digest:
                 raise Failure(f"{self.name}: {name} does not match the package manifest")
+        return self.finish_release(staging, release, meta)
+
+    def finish_release(self, staging: Path, release: str, meta: dict) -> Path:
+        """Link shared data, write REVISION, make the code root-owned and read-only, publish."""
         self.adopt_shared(staging)
         for data in self.data_dirs:
             target = staging / data
@@ -485,38 +575,13 @@ def uwsgi_workers(stats_path: str) -> list[dict]:
         return []
 
 
-def cmd_deploy(args: argparse.Namespace) -> int:
-    app = App(args)
-    started = time.time()
-    meta = {
-        "sha256": args.sha256,
-        "version": args.version,
-        "who": args.who,
-        "when": utc_stamp(started),
-    }
-    release = f"{utc_stamp(started)}-{args.sha256[:12]}"
-    entry = {
-        "action": "deploy",
-        "who": args.who,
-        "when": meta["when"],
-        "version": args.version,
-        "package_sha256": args.sha256,
-        "release": release,
-        "backup": None,
-    }
-    app.acquire(args.version)
+def go_live(app: App, release: str, prepare, entry: dict) -> int:
+    """Prepare a release (backup, unpack: ``prepare() -> release dir``), check it, switch to it,
+    reload, check health; on any failure switch back to what was live. The caller holds the lock."""
     previous = app.live_release()
     switched = False
     try:
-        if app.revision(previous).get("sha256") == args.sha256:
-            log(f"{app.name}: release {previous} already holds {args.sha256[:12]}")
-            entry["result"] = "unchanged"
-            return 0
-        if args.backup:
-            entry["backup"] = app.backup()
-            if entry["backup"]:
-                log(f"{app.name}: backup {args.backups_dir}/{entry['backup']}")
-        release_dir = app.unpack(Path(args.package), args.sha256, release, meta)
+        release_dir = prepare()
         app.hooks("before_check", release_dir)
         app.precheck(release_dir)
         app.hooks("before_switch", release_dir)
@@ -549,12 +614,90 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+
+
+def take_backup(app: App, entry: dict) -> None:
+    entry["backup"] = app.backup()
+    if entry["backup"]:
+        log(f"{app.name}: backup {app.args.backups_dir}/{entry['backup']}")
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    app = App(args)
+    started = time.time()
+    meta = {"sha256": args.sha256, "version": args.version, "who": args.who}
+    meta["when"] = utc_stamp(started)
+    release = f"{utc_stamp(started)}-{args.sha256[:12]}"
+    entry = {
+        "action": "deploy",
+        "who": args.who,
+        "when": meta["when"],
+        "version": args.version,
+        "package_sha256": args.sha256,
+        "release": release,
+        "backup": None,
+    }
+    app.acquire(args.version)
+    try:
+        if app.revision(app.live_release()).get("sha256") == args.sha256:
+            log(f"{app.name}: the live release already holds {args.sha256[:12]}")
+            entry["result"] = "unchanged"
+            return 0
+
+        def prepare() -> Path:
+            if args.backup:
+                take_backup(app, entry)
+            return app.unpack(Path(args.package), args.sha256, release, meta)
+
+        return go_live(app, release, prepare, entry)
+    except Failure as error:  # before go_live: nothing switched
+        entry["result"] = f"failed: {error}"
+        raise
     finally:
         entry["duration_s"] = round(time.time() - started, 3)
         if "result" in entry:
             app.audit(entry)
         app.release_lock()
         Path(args.package).unlink(missing_ok=True)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Restore a backup as a new release (code), and its data only with --restore-data."""
+    app = App(args)
+    started = time.time()
+    zip_path = app.verified_backup(args.backup_name)
+    name = zip_path.name
+    digest = sha256_file(zip_path)
+    release = f"{utc_stamp(started)}-restore-{digest[:8]}"
+    meta = {"sha256": f"restore:{digest}", "version": f"restored from {name}", "who": args.who}
+    meta["when"] = utc_stamp(started)
+    entry = {
+        "action": "restore",
+        "who": args.who,
+        "when": meta["when"],
+        "version": meta["version"],
+        "package_sha256": digest,
+        "release": release,
+        "backup": None,
+        "restored_from": name,
+        "restore_data": args.restore_data,
+    }
+    app.acquire(f"restore {name}")
+    try:
+
+        def prepare() -> Path:
+            take_backup(app, entry)  # so that the restore itself can be undone
+            release_dir = app.unpack_backup(zip_path, release, meta)
+            if args.restore_data:
+                app.restore_data(zip_path)
+            return release_dir
+
+        return go_live(app, release, prepare, entry)
+    finally:
+        entry["duration_s"] = round(time.time() - started, 3)
+        if "result" in entry:
+            app.audit(entry)
+        app.release_lock()
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -653,7 +796,7 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
-        "command", choices=("deploy", "rollback", "status", "unlock", "reload", "backup")
+        "command", choices=("deploy", "rollback", "status", "unlock", "reload", "backup", "restore")
     )
     p.add_argument("--app")
     p.add_argument("--apps-dir")
@@ -682,6 +825,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", default="/run/web2py/stats.sock")
     p.add_argument("--uwsgi", default="/usr/bin/uwsgi-core")
     p.add_argument("--to", default="")
+    p.add_argument("--backup-name", dest="backup_name", default="latest")
+    p.add_argument("--restore-data", action=argparse.BooleanOptionalAction, default=False)
     return p
 
 
@@ -694,6 +839,7 @@ def main(argv: list[str] | None = None) -> int:
         "unlock": cmd_unlock,
         "reload": cmd_reload,
         "backup": cmd_backup,
+        "restore": cmd_restore,
     }
     if args.command != "reload" and not (args.app and args.apps_dir and args.web2py_root):
         print(f"{args.command} needs --app, --apps-dir and --web2py-root", file=sys.stderr)

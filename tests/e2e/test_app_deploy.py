@@ -313,3 +313,58 @@ def test_git_source_with_migrations_and_two_apps_in_one_run(app, tmp_path):
     assert "priority" in columns
     again = pyinfra("deploys/app_deploy.py", [server], data=data)
     assert again.returncode == 0 and again.totals["changed"] == 0, again.output[-3000:]
+
+
+def backups_of(server) -> list[str]:
+    return sorted(n for n in server.run("ls /var/backups/web2py").split() if n.endswith(".zip"))
+
+
+def restore(app, **data):
+    base = {"restore_app": "notes", **apps_data(app["dir"])}
+    return pyinfra("deploys/restore.py", [app["server"]], data={**base, **data})
+
+
+def test_restore_code_only_keeps_new_data_and_refuses_corrupt(app):
+    server = app["server"]
+    old_version = http_get(server.address, "/notes/default/health")[2]
+    set_version(app["dir"], "6.0.0")
+    before = backups_of(server)
+    assert deploy(app).returncode == 0
+    taken = [n for n in backups_of(server) if n not in before]
+    assert len(taken) == 1  # the deploy's backup holds the previous version
+    add_note(server, "written after the backup")
+
+    listing = restore(app)
+    assert listing.returncode == 0 and taken[0] in listing.output
+    assert listing.totals["changed"] == 0
+
+    # a corrupt copy is refused and nothing changes
+    corrupt = "notes.20200101T000000Z.zip"
+    server.run(
+        f"cd /var/backups/web2py && cp {taken[0]} {corrupt} && "
+        f"sha256sum {corrupt} > {corrupt}.sha256 && printf 'X' | "
+        f"dd of={corrupt} bs=1 seek=100 conv=notrunc 2>/dev/null"
+    )
+    live_before, backups_before = live(app), backups_of(server)
+    refused = restore(app, restore_backup=corrupt)
+    assert refused.returncode != 0 and "corrupt, refused" in refused.output
+    assert live(app) == live_before and backups_of(server) == backups_before
+    assert (
+        server.run(f"test -e {APPS_DIR}/notes/lock && echo locked || echo free").strip() == "free"
+    )
+    server.run(f"rm /var/backups/web2py/{corrupt}*")
+
+    run = restore(app, restore_backup=taken[0])
+    assert run.returncode == 0, run.output[-3000:]
+    assert http_get(server.address, "/notes/default/health")[2] == old_version
+    assert len(backups_of(server)) == len(backups_before) + 1  # a fresh backup came first
+    body = http_get(server.address, "/notes/default/index")[2]
+    assert b"written after the backup" in body  # code-only: data kept
+    entry = json.loads(server.run(f"tail -n 1 {APPS_DIR}/notes/audit.jsonl"))
+    assert entry["action"] == "restore" and entry["restored_from"] == taken[0]
+
+    run = restore(app, restore_backup=taken[0], restore_data="true")
+    assert run.returncode == 0, run.output[-3000:]
+    body = http_get(server.address, "/notes/default/index")[2]
+    assert b"written after the backup" not in body  # data restored too, by request
+    assert b"written before the deploy" in body

@@ -104,3 +104,41 @@ def test_lock_names_holder_and_is_exclusive(app):
         app.acquire("2.0")
     app.release_lock()
     app.acquire("2.0")
+
+
+def test_restore_refuses_corrupt_foreign_and_unknown_backups(app, monkeypatch, tmp_path):
+    monkeypatch.setattr(tool, "utc_stamp", lambda now=None: "20261125T101500Z")
+    name = app.backup()
+    backups = Path(app.args.backups_dir)
+    assert app.verified_backup("latest").name == name
+    assert app.verified_backup(name).name == name
+    with pytest.raises(tool.Failure, match="no backup 'other.zip'"):
+        app.verified_backup("other.zip")
+    with pytest.raises(tool.Failure, match="no backup"):
+        app.verified_backup("../etc/passwd")
+    # corrupt: one byte changed
+    data = bytearray((backups / name).read_bytes())
+    data[-30] ^= 0xFF
+    (backups / name).write_bytes(bytes(data))
+    with pytest.raises(tool.Failure, match="does not match its sha256: corrupt, refused"):
+        app.verified_backup(name)
+    # foreign: a valid zip with a valid .sha256, but of another app
+    foreign = backups / "notes.20261125T111111Z.zip"
+    with zipfile.ZipFile(foreign, "w") as zf:
+        zf.writestr("blog/controllers/default.py", "x = 1\n")
+    (backups / f"{foreign.name}.sha256").write_text(
+        f"{tool.sha256_file(foreign)}  {foreign.name}\n"
+    )
+    with pytest.raises(tool.Failure, match="is not a backup of this app: refused"):
+        app.verified_backup(foreign.name)
+
+
+def test_backup_becomes_a_release_of_code_only(app, monkeypatch):
+    monkeypatch.setattr(tool, "utc_stamp", lambda now=None: "20261125T101500Z")
+    zip_path = Path(app.args.backups_dir) / app.backup()
+    release_dir = app.unpack_backup(zip_path, "r-restore", {"sha256": "restore:x"})
+    assert (release_dir / "controllers" / "default.py").read_text() == "x = 1\n"
+    assert (release_dir / "databases").is_symlink()  # data comes from shared/, not the backup
+    manifest = tool.parse_manifest((release_dir / tool.MANIFEST).read_text())
+    assert list(manifest) == ["controllers/default.py"]
+    assert json.loads((release_dir / tool.REVISION).read_text())["sha256"] == "restore:x"
