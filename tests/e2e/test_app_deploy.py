@@ -353,11 +353,12 @@ def test_restore_code_only_keeps_new_data_and_refuses_corrupt(app):
         server.run(f"test -e {APPS_DIR}/notes/lock && echo locked || echo free").strip() == "free"
     )
     server.run(f"rm /var/backups/web2py/{corrupt}*")
+    count = len(backups_of(server))
 
     run = restore(app, restore_backup=taken[0])
     assert run.returncode == 0, run.output[-3000:]
     assert http_get(server.address, "/notes/default/health")[2] == old_version
-    assert len(backups_of(server)) == len(backups_before) + 1  # a fresh backup came first
+    assert len(backups_of(server)) == count + 1  # a fresh backup came first
     body = http_get(server.address, "/notes/default/index")[2]
     assert b"written after the backup" in body  # code-only: data kept
     entry = json.loads(server.run(f"tail -n 1 {APPS_DIR}/notes/audit.jsonl"))
