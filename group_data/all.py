@@ -74,3 +74,6 @@ unlock_app = None  # unlock: the app whose stale lock to release
 restore_app = None  # restore: the app
 restore_backup = None  # restore: a backup file name or "latest"; None lists the backups
 restore_data = False  # restore: also put back the backup's data (databases, uploads, private)
+retrieve_app = None  # retrieve: the app
+retrieve_backup = "latest"  # retrieve: a backup name, "latest", or "snapshot" (take one now)
+retrieve_dir = "retrieved"  # retrieve: local folder; files go to <dir>/<host>/<app>/

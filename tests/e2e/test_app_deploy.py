@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -369,3 +370,24 @@ def test_restore_code_only_keeps_new_data_and_refuses_corrupt(app):
     body = http_get(server.address, "/notes/default/index")[2]
     assert b"written after the backup" not in body  # data restored too, by request
     assert b"written before the deploy" in body
+
+
+def test_retrieve_brings_verified_copies_and_never_overwrites(app, tmp_path):
+    server = app["server"]
+    target = tmp_path / "retrieved"
+    data = {"retrieve_app": "notes", "retrieve_dir": str(target), **apps_data(app["dir"])}
+    snap = pyinfra("deploys/retrieve.py", [server], data={**data, "retrieve_backup": "snapshot"})
+    assert snap.returncode == 0, snap.output[-3000:]
+    folder = target / server.name / "notes"
+    (local,) = folder.glob("*.zip")
+    remote_sum = server.run(f"sha256sum /var/backups/web2py/{local.name}").split()[0]
+    assert hashlib.sha256(local.read_bytes()).hexdigest() == remote_sum
+    assert (folder / f"{local.name}.sha256").read_text().split()[0] == remote_sum
+    assert not list(folder.glob("*.part"))
+
+    latest = pyinfra("deploys/retrieve.py", [server], data=data)  # the snapshot is the latest
+    assert latest.returncode == 0 and "already here and verified" in latest.output
+    local.write_bytes(b"tampered")
+    again = pyinfra("deploys/retrieve.py", [server], data=data)
+    assert again.returncode != 0 and "not overwritten" in again.output
+    assert local.read_bytes() == b"tampered"

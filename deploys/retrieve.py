@@ -1,0 +1,40 @@
+"""Bring an app's backup, or a fresh snapshot, from each host to the controller, verified.
+
+    pyinfra inventories/prod.py deploys/retrieve.py --data retrieve_app=notes      # latest backup
+    pyinfra inventories/prod.py deploys/retrieve.py --data retrieve_app=notes \
+        --data retrieve_backup=snapshot                                             # take one now
+
+Files arrive in ``retrieve_dir/<host>/<app>/`` with their ``.sha256``, checked after download.
+"""
+
+from pyinfra import host
+from pyinfra.operations import files, python
+
+from operations.app_config import deploy_config
+from operations.config import ConfigError
+from operations.retrieve import retrieve_backup
+from operations.scripts import LOCAL_DIR, REMOTE_DIR
+from operations.web2py_app import RELEASE_TOOL
+
+app_name = host.data.get("retrieve_app")
+if not app_name:
+    raise ConfigError("retrieve_app: required, e.g. --data retrieve_app=notes")
+c = deploy_config(host.data, only=str(app_name))
+which = str(host.data.get("retrieve_backup") or "latest")
+if "/" in which:
+    raise ConfigError(f"retrieve_backup: a backup file name, 'latest' or 'snapshot', got {which!r}")
+local_dir = str(host.data.get("retrieve_dir") or "retrieved")
+
+if which == "snapshot":
+    files.put(
+        name="Release tool", src=str(LOCAL_DIR / RELEASE_TOOL), dest=f"{REMOTE_DIR}/{RELEASE_TOOL}",
+        user="root", group="root", mode="755",
+    )  # fmt: skip
+python.call(
+    name=f"Retrieve {which} backup of {app_name}",
+    function=retrieve_backup,
+    app=str(app_name),
+    config=c,
+    which=which,
+    local_dir=local_dir,
+)

@@ -1,0 +1,101 @@
+"""Bring an app's backup (or a fresh snapshot) from a server to the controller, verified.
+
+Runs at execution time (``python.call``), because a snapshot's name exists only once it is taken.
+Files land in ``<dir>/<host>/<app>/<backup>.zip`` beside their ``.sha256``: downloaded under a
+unique ``.part`` name in that folder (never a fixed name in a shared /tmp), checked, then renamed.
+A local file of the same name is never overwritten: same sha256 → nothing to do; another → error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from pyinfra import host, logger
+from pyinfra.api import QuoteString, StringCommand
+from pyinfra.api.exceptions import OperationError
+
+from .app_config import DeployConfig
+from .scripts import REMOTE_DIR
+from .web2py_app import RELEASE_TOOL
+
+
+def _run(command: StringCommand) -> list[str]:
+    ok, output = host.run_shell_command(command, _sudo=True)
+    if not ok:
+        raise OperationError(f"{host.name}: {' '.join(output.stderr_lines)[-300:]}")
+    return output.stdout_lines
+
+
+def _pick(app: str, config: DeployConfig, which: str) -> str:
+    if which == "snapshot":
+        lines = _run(
+            StringCommand(
+                f"{REMOTE_DIR}/{RELEASE_TOOL}",
+                "backup",
+                "--app",
+                QuoteString(app),
+                "--apps-dir",
+                QuoteString(config.apps_dir),
+                "--web2py-root",
+                QuoteString(config.web2py_root),
+                "--user",
+                config.user,
+                "--group",
+                config.group,
+                "--backups-dir",
+                QuoteString(config.backups_dir),
+            )  # fmt: skip
+        )
+        taken = [line.split(" backup ", 1)[1] for line in lines if " backup " in line]
+        if not taken:
+            raise OperationError(f"{host.name}: {app}: nothing to snapshot")
+        return taken[-1].rsplit("/", 1)[-1]
+    if which == "latest":
+        pattern = StringCommand(QuoteString(f"{config.backups_dir}/{app}."), "*.zip", _separator="")
+        names = _run(StringCommand("ls", "-1t", pattern))
+        if not names:
+            raise OperationError(f"{host.name}: {app}: no backups")
+        return names[0].rsplit("/", 1)[-1]
+    return which
+
+
+def retrieve_backup(app: str, config: DeployConfig, which: str, local_dir: str) -> None:
+    name = _pick(app, config, which)
+    remote = f"{config.backups_dir}/{name}"
+    expected = _run(StringCommand("cat", QuoteString(f"{remote}.sha256")))[0].split()[0]
+    folder = Path(local_dir) / host.name / app
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    if target.exists():
+        if _sha256(target) == expected:
+            logger.info(f"{host.name}: {app}: {target} is already here and verified")
+            return
+        raise OperationError(
+            f"{target} exists and differs from {host.name}:{remote}: not overwritten"
+        )
+    fd, part = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+    os.close(fd)
+    try:
+        if not host.get_file(remote, part, _sudo=True):
+            raise OperationError(f"{host.name}: could not download {remote}")
+        actual = _sha256(Path(part))
+        if actual != expected:
+            raise OperationError(
+                f"{host.name}: {name} arrived with sha256 {actual}, not {expected}"
+            )
+        os.replace(part, target)
+    finally:
+        Path(part).unlink(missing_ok=True)
+    (folder / f"{name}.sha256").write_text(f"{expected}  {name}\n")
+    logger.info(f"{host.name}: {app}: retrieved {target} (sha256 {expected[:12]} verified)")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
