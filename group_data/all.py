@@ -77,3 +77,4 @@ restore_data = False  # restore: also put back the backup's data (databases, upl
 retrieve_app = None  # retrieve: the app
 retrieve_backup = "latest"  # retrieve: a backup name, "latest", or "snapshot" (take one now)
 retrieve_dir = "retrieved"  # retrieve: local folder; files go to <dir>/<host>/<app>/
+cleanup_days = 30  # cleanup: remove sessions, errors and cache entries older than this

@@ -9,7 +9,7 @@ from .app_config import AppSettings, DeployConfig, data_dirs
 from .facts import parse_json, read_file_command
 from .manifest import parse_manifest
 from .packaging import MANIFEST_NAME
-from .scripts import run_script
+from .scripts import REMOTE_DIR, run_script
 
 RELEASE_TOOL = "web2py-release.py"
 
@@ -243,3 +243,64 @@ def restore(app: AppSettings, config: DeployConfig, backup: str = "latest", data
         "--backups-dir", config.backups_dir, "--keep-backups", str(app.keep_backups),
         "--keep-releases", str(app.keep_releases), "--backup-name", backup, *flag,
     )  # fmt: skip
+
+
+def _cleanup_args(app: AppSettings, config: DeployConfig, days: float) -> list[str]:
+    return [
+        *_common_args(app.name, config), "--backups-dir", config.backups_dir,
+        "--keep-backups", str(app.keep_backups), "--keep-releases", str(app.keep_releases),
+        "--days", str(days),
+    ]  # fmt: skip
+
+
+class CleanupCandidates(FactBase[dict | None]):
+    """
+    What ``cleanup`` would remove for an app: ``{"files", "releases", "backups", "bytes"}``;
+    ``{"unknown": True}`` when the server's release tool cannot tell (missing or older).
+
+    .. code:: python
+
+        host.get_fact(CleanupCandidates, args=["--app", "notes", ...])
+    """
+
+    def command(self, args: list[str]) -> StringCommand:
+        tool = f"{REMOTE_DIR}/{RELEASE_TOOL}"
+        quoted = [QuoteString(arg) for arg in args]
+        return StringCommand(
+            tool, "cleanup", "--dry-run", *quoted,
+            "2>/dev/null", "||", "echo", "'{\"unknown\": true}'",
+        )  # fmt: skip
+
+    def process(self, output: list[str]) -> dict | None:
+        return parse_json(output, garbage={"unknown": True})
+
+
+@operation()
+def cleanup(app: AppSettings, config: DeployConfig, days: float = 30):
+    """
+    Remove an app's sessions, errors and cache entries older than ``days``, and backups and
+    releases beyond retention (never the live release nor the last good one).
+
+    + app: the app's settings (``keep_releases``, ``keep_backups``)
+    + config: the deploy settings
+    + days: age in days of the runtime files to remove
+
+    **Example:**
+
+    .. code:: python
+
+        web2py_app.cleanup(name="Clean notes", app=settings, config=config, days=30)
+    """
+    args = _cleanup_args(app, config, days)
+    found = host.get_fact(CleanupCandidates, args=args) or {"unknown": True}
+    if found.get("unknown"):
+        logger.info(f"{host.name}: {app.name}: cleanup (the server's tool is updated first)")
+    elif not (found["files"] or found["releases"] or found["backups"]):
+        host.noop(f"{app.name}: nothing to clean up")
+        return
+    else:
+        logger.info(
+            f"{host.name}: {app.name}: {found['files']} old files, {len(found['releases'])} "
+            f"releases, {len(found['backups'])} backups to remove ({found['bytes'] / 1e6:.1f} MB)"
+        )
+    yield from run_script(RELEASE_TOOL, "cleanup", *args)

@@ -175,13 +175,15 @@ class App:
         self.prune_backups()
         return name
 
-    def prune_backups(self) -> None:
+    def prune_backups(self, dry_run: bool = False) -> list[Path]:
         keep = self.args.keep_backups
         backups = Path(self.args.backups_dir)
         zips = sorted(backups.glob(f"{self.name}.*.zip"), key=lambda p: p.stat().st_mtime)
-        for old in zips[:-keep] if keep > 0 else []:
-            old.unlink(missing_ok=True)
-            Path(f"{old}.sha256").unlink(missing_ok=True)
+        old = zips[:-keep] if keep > 0 else []
+        for path in [] if dry_run else old:
+            path.unlink(missing_ok=True)
+            Path(f"{path}.sha256").unlink(missing_ok=True)
+        return old
 
     def verified_backup(self, name: str) -> Path:
         """The backup named (or the latest), refused unless its sha256 and contents check out."""
@@ -460,7 +462,7 @@ class App:
     def chain_reload(self) -> None:
         chain_reload(self.args.fifo, self.args.stats, self.args.reload_timeout)
 
-    def prune_releases(self) -> list[str]:
+    def prune_releases(self, dry_run: bool = False) -> list[str]:
         keep = max(self.args.keep_releases, 1)
         live = self.live_release()
         good = self.good_releases()
@@ -472,7 +474,8 @@ class App:
         excess = len(releases) - keep
         removed = []
         for rel in removable[: max(excess, 0)]:
-            shutil.rmtree(self.releases / rel, ignore_errors=True)
+            if not dry_run:
+                shutil.rmtree(self.releases / rel, ignore_errors=True)
             removed.append(rel)
         return removed
 
@@ -777,6 +780,51 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    """Old sessions, errors and cache entries; backups and releases beyond retention.
+    --dry-run prints what would go as JSON (a fact reads it); otherwise it is removed."""
+    app = App(args)
+    cutoff = time.time() - args.days * 86400
+    stale = []
+    for scratch in ("sessions", "errors", "cache"):
+        folder = app.shared / scratch
+        if folder.is_dir():
+            stale += [p for p in walk_files(folder) if p.lstat().st_mtime < cutoff]
+    releases = app.prune_releases(dry_run=True) if app.releases.is_dir() else []
+    backups = app.prune_backups(dry_run=True)
+    freed = sum(p.lstat().st_size for p in stale)
+    freed += sum(p.stat().st_size for p in backups)
+    freed += sum(
+        f.lstat().st_size
+        for rel in releases
+        for f in (app.releases / rel).rglob("*")
+        if f.is_file()
+    )
+    report = {
+        "files": len(stale),
+        "releases": releases,
+        "backups": [p.name for p in backups],
+        "bytes": freed,
+    }
+    if not args.dry_run:
+        app.acquire("cleanup")
+        try:
+            for path in stale:
+                path.unlink(missing_ok=True)
+            if app.releases.is_dir():
+                app.prune_releases()
+            app.prune_backups()
+        finally:
+            app.release_lock()
+        log(
+            f"{app.name}: removed {len(stale)} old files, {len(releases)} releases, "
+            f"{len(backups)} backups: {freed / 1e6:.1f} MB freed"
+        )
+    else:
+        print(json.dumps(report, sort_keys=True))
+    return 0
+
+
 def cmd_reload(args: argparse.Namespace) -> int:
     chain_reload(args.fifo, args.stats, args.reload_timeout)
     log("uWSGI chain reload complete")
@@ -796,7 +844,17 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
-        "command", choices=("deploy", "rollback", "status", "unlock", "reload", "backup", "restore")
+        "command",
+        choices=(
+            "deploy",
+            "rollback",
+            "status",
+            "unlock",
+            "reload",
+            "backup",
+            "restore",
+            "cleanup",
+        ),
     )
     p.add_argument("--app")
     p.add_argument("--apps-dir")
@@ -825,6 +883,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--stats", default="/run/web2py/stats.sock")
     p.add_argument("--uwsgi", default="/usr/bin/uwsgi-core")
     p.add_argument("--to", default="")
+    p.add_argument("--days", type=float, default=30)
+    p.add_argument("--dry-run", action="store_true")
     p.add_argument("--backup-name", dest="backup_name", default="latest")
     p.add_argument("--restore-data", action=argparse.BooleanOptionalAction, default=False)
     return p
@@ -840,6 +900,7 @@ def main(argv: list[str] | None = None) -> int:
         "reload": cmd_reload,
         "backup": cmd_backup,
         "restore": cmd_restore,
+        "cleanup": cmd_cleanup,
     }
     if args.command != "reload" and not (args.app and args.apps_dir and args.web2py_root):
         print(f"{args.command} needs --app, --apps-dir and --web2py-root", file=sys.stderr)

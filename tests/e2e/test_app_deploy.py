@@ -391,3 +391,25 @@ def test_retrieve_brings_verified_copies_and_never_overwrites(app, tmp_path):
     again = pyinfra("deploys/retrieve.py", [server], data=data)
     assert again.returncode != 0 and "not overwritten" in again.output
     assert local.read_bytes() == b"tampered"
+
+
+def test_cleanup_removes_old_runtime_files_and_excess_releases(app):
+    server = app["server"]
+    shared = f"{APPS_DIR}/notes/shared"
+    server.run(
+        f"touch -d '40 days ago' {shared}/sessions/old-session {shared}/errors/old-ticket && "
+        f"touch {shared}/sessions/fresh-session"
+    )
+    data = {"cleanup_days": "30", **apps_data(app["dir"], keep_releases=2, keep_backups=3)}
+    live_before = live(app)["release"]
+    run = pyinfra("deploys/cleanup.py", [server], data=data)
+    assert run.returncode == 0, run.output[-3000:]
+    assert "old files" in run.output or "tool is updated first" in run.output
+    left = server.run(f"ls {shared}/sessions {shared}/errors")
+    assert "old-session" not in left and "old-ticket" not in left and "fresh-session" in left
+    releases = server.run(f"ls {APPS_DIR}/notes/releases").split()
+    assert live_before in releases and len(releases) <= 3  # kept: 2, plus the last good one
+    assert len(backups_of(server)) == 3
+    assert http_get(server.address, "/notes/default/health")[0] == 200
+    again = pyinfra("deploys/cleanup.py", [server], data=data)
+    assert again.returncode == 0 and again.totals["changed"] == 0, again.output[-2000:]

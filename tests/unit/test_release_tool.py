@@ -1,6 +1,7 @@
 """The server-side release tool's pure parts, run locally on a fake app layout."""
 
 import importlib.util
+import itertools
 import json
 import os
 import zipfile
@@ -142,3 +143,27 @@ def test_backup_becomes_a_release_of_code_only(app, monkeypatch):
     manifest = tool.parse_manifest((release_dir / tool.MANIFEST).read_text())
     assert list(manifest) == ["controllers/default.py"]
     assert json.loads((release_dir / tool.REVISION).read_text())["sha256"] == "restore:x"
+
+
+def test_cleanup_dry_run_reports_and_real_run_removes(app, monkeypatch, capsys):
+    stamps = (f"202611{20 + i}T000000Z" for i in itertools.count())
+    monkeypatch.setattr(tool, "utc_stamp", lambda now=None: next(stamps))
+    for i in range(5):
+        name = app.backup()
+        os.utime(Path(app.args.backups_dir) / name, (1000 + i, 1000 + i))
+    app.args.keep_backups = 10  # backups made above were pruned to 3 by backup() itself
+    (app.shared / "sessions").mkdir(parents=True)
+    old, new = app.shared / "sessions" / "old", app.shared / "sessions" / "new"
+    old.write_text("o")
+    new.write_text("n")
+    os.utime(old, (1, 1))
+    args = app.args
+    args.days, args.dry_run, args.keep_backups = 30, True, 1
+    assert tool.cmd_cleanup(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["files"] == 1 and len(report["backups"]) == 2 and report["releases"] == []
+    assert old.exists()  # a dry run removes nothing
+    args.dry_run = False
+    assert tool.cmd_cleanup(args) == 0
+    assert not old.exists() and new.exists()
+    assert len(list(Path(args.backups_dir).glob("*.zip"))) == 1

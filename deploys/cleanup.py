@@ -1,0 +1,20 @@
+"""Remove old sessions, errors and cache entries, and backups and releases beyond retention.
+
+    pyinfra inventories/prod.py deploys/cleanup.py --dry                  # what would go, per host
+    pyinfra inventories/prod.py deploys/cleanup.py --data cleanup_days=7
+
+For every app of deploy_apps (or only ``deploy_only``): runtime files older than ``cleanup_days``,
+backups beyond ``keep_backups``, releases beyond ``keep_releases`` — never the live release nor
+the last good one. Prints per host what goes and how much space comes back.
+"""
+
+from pyinfra import host
+
+from operations import web2py_app
+from operations.app_config import deploy_config
+from operations.config import as_int
+
+c = deploy_config(host.data, only=host.data.get("deploy_only"))
+days = as_int("cleanup_days", host.data.get("cleanup_days", 30), 0, 36500)
+for app in c.apps:
+    web2py_app.cleanup(name=f"Clean up {app.name}", app=app, config=c, days=days)
