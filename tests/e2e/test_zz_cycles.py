@@ -92,7 +92,7 @@ def test_cycles_lose_no_rows_and_no_uploads(cycling_app):
     started = time.monotonic()
     try:
         for cycle in range(CYCLES):
-            set_version(app_dir, f"1.{cycle}.0")
+            set_version(app_dir, f"2.{cycle}.0")  # never the original 1.0.0
             run = pyinfra("deploys/app_deploy.py", [server], data=data, timeout=300)
             assert run.returncode == 0, f"cycle {cycle} deploy: {run.output[-2000:]}"
             action = ("rollback", "restore")[cycle % 2]
