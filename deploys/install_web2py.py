@@ -155,11 +155,21 @@ else:
         name="Self-signed TLS certificate", cert=cert, key=key, bits=c.tls_key_bits,
         days=c.tls_days, common_name=common_name,
     )  # fmt: skip
+# Maintenance flags and pages (deploys/maintenance.py): nginx's workers must be able to read them.
+files.directory(
+    name="nginx maintenance directory", path=f"{c.config_dir}/maintenance", mode="755",
+    **root_owned,
+)  # fmt: skip
 nginx_changes = [
     certificate,
     files.template(
         name="nginx locations", src="templates/nginx-locations.conf.j2",
         dest=f"{c.config_dir}/nginx-locations.conf", mode="644", c=c,
+    ),
+    # Included by the site's geo block; its content belongs to deploys/maintenance.py.
+    files.file(
+        name="nginx maintenance allow-list", path=f"{c.config_dir}/maintenance/allow.conf",
+        mode="644", **root_owned,
     ),
     files.template(
         name="nginx site", src="templates/nginx-web2py.conf.j2",
