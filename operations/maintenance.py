@@ -25,11 +25,11 @@ in the app (a model), and app code is not ours to change. nginx inserts the noti
 bar, into every HTML page with ``</body>`` (``sub_filter``); its text is an SSI include of
 ``MDIR/<app>.notify``, so a new text needs no reload. Trade-offs: only while the app notifies,
 its pages pass through ``sub_filter`` and SSI (chunked, without Last-Modified; the app is
-asked for uncompressed answers, nginx's own gzip still applies); SSI commands in the app's own output are made inert
-(``<!--#`` becomes ``<!-- #``); JSON, RSS, downloads and fragments without ``</body>`` (Ajax
-components) are untouched; a strict Content-Security-Policy without ``'unsafe-inline'`` styles
-leaves the bar unstyled (the text still shows); a ``default_application`` served at ``/`` is not
-covered (only ``/<app>/...`` is).
+asked for uncompressed answers, nginx's own gzip still applies); SSI commands in the app's own
+output are made inert (``<!--#`` becomes ``<!-- #``); JSON, RSS, downloads and fragments
+without ``</body>`` (Ajax components) are untouched; a strict Content-Security-Policy without
+``'unsafe-inline'`` styles leaves the bar unstyled (the text still shows); a
+``default_application`` served at ``/`` is not covered (only ``/<app>/...`` is).
 
 The allow-list is matched against nginx's ``$remote_addr`` (the proxy's address behind a load
 balancer, unless the real_ip module is set up).
