@@ -337,9 +337,12 @@ class App:
                     shutil.copytree(seed, shared, symlinks=True)
                 else:
                     shared.mkdir()
-            for path in [shared, *shared.rglob("*")]:
-                if not path.is_symlink():
-                    os.chown(path, self.uid, self.gid)
+                for path in [shared, *shared.rglob("*")]:
+                    if not path.is_symlink():
+                        os.chown(path, self.uid, self.gid)
+            # Existing data is live: the app writes (and deletes) in it right now, so it is
+            # never walked here; only the folder itself is checked.
+            os.chown(shared, self.uid, self.gid)
             os.chmod(shared, 0o770)
         os.chmod(self.base, 0o755)
 
@@ -601,7 +604,9 @@ def go_live(app: App, release: str, prepare, entry: dict) -> int:
             + (f"; pruned {', '.join(removed)}" if removed else "")
         )
         return 0
-    except Failure as error:
+    except Exception as error:  # whatever broke, put back what was live
+        if not isinstance(error, Failure):
+            error = Failure(f"{app.name}: {type(error).__name__}: {error}")
         entry["result"] = f"failed: {error}"
         app.record(release, "failed")
         if switched and previous:
