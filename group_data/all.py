@@ -78,3 +78,10 @@ retrieve_app = None  # retrieve: the app
 retrieve_backup = "latest"  # retrieve: a backup name, "latest", or "snapshot" (take one now)
 retrieve_dir = "retrieved"  # retrieve: local folder; files go to <dir>/<host>/<app>/
 cleanup_days = 30  # cleanup: remove sessions, errors and cache entries older than this
+
+# --- maintenance ---
+maintenance_action = None  # notify | down | up (required)
+maintenance_app = None  # the app (required)
+maintenance_message = None  # text of the notice or the 503 page (plain text); None: a default
+maintenance_allow = []  # down: IPs/CIDRs that still reach a down app (a change reloads nginx)
+maintenance_retry_after = 600  # down: seconds in the 503's Retry-After header
