@@ -8,7 +8,6 @@ A local file of the same name is never overwritten: same sha256 → nothing to d
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +17,7 @@ from pyinfra.api import QuoteString, StringCommand
 from pyinfra.api.exceptions import OperationError
 
 from .app_config import DeployConfig
+from .config import sha256_of_file
 from .scripts import REMOTE_DIR
 from .web2py_app import RELEASE_TOOL
 
@@ -70,7 +70,7 @@ def retrieve_backup(app: str, config: DeployConfig, which: str, local_dir: str) 
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     if target.exists():
-        if _sha256(target) == expected:
+        if sha256_of_file(target) == expected:
             logger.info(f"{host.name}: {app}: {target} is already here and verified")
             return
         raise OperationError(
@@ -81,7 +81,7 @@ def retrieve_backup(app: str, config: DeployConfig, which: str, local_dir: str) 
     try:
         if not host.get_file(remote, part, _sudo=True):
             raise OperationError(f"{host.name}: could not download {remote}")
-        actual = _sha256(Path(part))
+        actual = sha256_of_file(Path(part))
         if actual != expected:
             raise OperationError(
                 f"{host.name}: {name} arrived with sha256 {actual}, not {expected}"
@@ -91,11 +91,3 @@ def retrieve_backup(app: str, config: DeployConfig, which: str, local_dir: str) 
         Path(part).unlink(missing_ok=True)
     (folder / f"{name}.sha256").write_text(f"{expected}  {name}\n")
     logger.info(f"{host.name}: {app}: retrieved {target} (sha256 {expected[:12]} verified)")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
