@@ -7,7 +7,12 @@ from .sandboxlib import http_get, pyinfra
 
 def action(installed, name: str):
     run = pyinfra("deploys/webserver.py", installed["hosts"], data={"webserver_action": name})
-    assert run.returncode == 0, run.output[-3000:]
+    if run.returncode != 0:
+        journals = "\n".join(
+            server.run("journalctl -n 25 --no-pager -u nginx -u web2py-uwsgi | cat", check=False)
+            for server in installed["hosts"]
+        )
+        raise AssertionError(f"{run.output[-3000:]}\n--- journals ---\n{journals}")
     return run
 
 
