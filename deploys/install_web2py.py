@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 from pyinfra import host, logger
 from pyinfra.operations import apt, files, server, systemd
 
-from operations import tls, web2py
+from operations import maintenance, tls, web2py
 from operations.config import install_config
 from operations.controller import admin_password, app_package
 from operations.scripts import LOCAL_DIR, REMOTE_DIR
@@ -165,6 +165,10 @@ nginx_changes = [
     files.template(
         name="nginx locations", src="templates/nginx-locations.conf.j2",
         dest=f"{c.config_dir}/nginx-locations.conf", mode="644", c=c,
+    ),
+    # Included by the site's map: lets the release tool's health check reach an app that is down.
+    maintenance.health_key(
+        name="Maintenance health-check key", path=f"{c.config_dir}/maintenance/health-key.conf"
     ),
     # Included by the site's geo block; its content belongs to deploys/maintenance.py.
     files.file(

@@ -7,7 +7,7 @@ import json
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from .config import (
     as_unix_name,
 )
 from .gitsource import export_commit
+from .maintenance import DEFAULT_MESSAGES, MAX_RETRY_AFTER, as_message
 from .packaging import DATA_DIRS
 
 HEALTH_PATH = re.compile(r"^/[A-Za-z0-9_./?=&%-]*$")
@@ -30,7 +31,9 @@ APP_KEYS = {
     "path", "package_mode", "include", "exclude", "health_path", "health_status", "health_text",
     "keep_releases", "keep_backups", "backup", "hooks", "version", "migrate",
     "source", "repo", "ref", "subdir",
+    "maintenance", "notice_seconds", "notice_message", "down_message", "retry_after",
 }  # fmt: skip
+MAX_NOTICE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,12 @@ class AppSettings:
     hooks: str  # JSON {stage: [command, ...]}
     version: str
     migrate: bool
+    # deploy under maintenance: notice for notice_seconds, then down (503 + page), deploy, up
+    maintenance: bool = False
+    notice_seconds: int = 60
+    notice_message: str = DEFAULT_MESSAGES["notify"]
+    down_message: str = DEFAULT_MESSAGES["down"]
+    retry_after: int = 600
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ class DeployConfig:
     cache_dir: str
     https_port: int
     who: str
+    config_dir: str = "/etc/web2py"
 
 
 def _patterns(key: str, value: Any) -> tuple[str, ...]:
@@ -138,6 +148,13 @@ def app_settings(name: str, raw: Any) -> AppSettings:
         hooks=_hooks(f"{key}.hooks", raw.get("hooks")),
         version=str(raw.get("version") or (f"git:{commit}" if commit else "")),
         migrate=as_bool(f"{key}.migrate", raw.get("migrate", False)),
+        maintenance=as_bool(f"{key}.maintenance", raw.get("maintenance", False)),
+        notice_seconds=as_int(
+            f"{key}.notice_seconds", raw.get("notice_seconds", 60), 0, MAX_NOTICE_SECONDS
+        ),
+        notice_message=as_message(f"{key}.notice_message", raw.get("notice_message"), "notify"),
+        down_message=as_message(f"{key}.down_message", raw.get("down_message"), "down"),
+        retry_after=as_int(f"{key}.retry_after", raw.get("retry_after", 600), 1, MAX_RETRY_AFTER),
     )
 
 
@@ -147,6 +164,15 @@ def deploy_config(data: Any, only: Any = None, require_apps: bool = True) -> Dep
     if not isinstance(apps_raw, Mapping) or (require_apps and not apps_raw):
         raise ConfigError("deploy_apps: no apps to deploy; set {name: folder or settings}")
     apps = [app_settings(name, raw) for name, raw in sorted(apps_raw.items())]
+    # run-wide overrides: --data deploy_maintenance=true --data deploy_notice_seconds=0
+    overrides: dict[str, Any] = {}
+    if data.get("deploy_maintenance") not in (None, ""):
+        overrides["maintenance"] = as_bool("deploy_maintenance", data.get("deploy_maintenance"))
+    if data.get("deploy_notice_seconds") not in (None, ""):
+        overrides["notice_seconds"] = as_int(
+            "deploy_notice_seconds", data.get("deploy_notice_seconds"), 0, MAX_NOTICE_SECONDS
+        )
+    apps = [replace(a, **overrides) for a in apps]
     if only:
         wanted = [w for w in (only.split(",") if isinstance(only, str) else only) if w]
         missing = [w for w in wanted if w not in apps_raw]
@@ -167,6 +193,9 @@ def deploy_config(data: Any, only: Any = None, require_apps: bool = True) -> Dep
             "web2py_cache_dir", data.get("web2py_cache_dir", "/var/cache/pyinfra-web2py")
         ),
         https_port=as_port("https_port", data.get("https_port", 443)),
+        config_dir=as_remote_path(
+            "web2py_config_dir", data.get("web2py_config_dir", "/etc/web2py")
+        ),
         who=f"{getpass.getuser()}@{socket.gethostname()}",
     )
 

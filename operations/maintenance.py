@@ -14,6 +14,10 @@ install_web2py) test, per request, files in ``<web2py_config_dir>/maintenance`` 
 ``MDIR/allow.conf``
     the allow-list, ``geo`` entries: the only part that needs an nginx reload (``geo`` is read
     with the config), done gracefully and only when the list changes.
+``MDIR/health-key.conf``
+    the server's health-check key (root-only, made at install): the release tool's health check
+    sends it in a header and passes an app that is down (a deploy under maintenance checks the
+    new release through nginx before it goes up); nginx never passes that header to the apps.
 
 Why there, not in the app: releases are read-only and replaced by every deploy, and a plain app
 folder belongs to the app; flags under ``/etc`` survive deploys, rollbacks and reboots, are
@@ -51,7 +55,7 @@ import jinja2
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.api.exceptions import OperationError
-from pyinfra.facts.files import Sha256File
+from pyinfra.facts.files import File, Sha256File
 
 from .config import ConfigError, as_app_name, as_int, as_remote_path
 
@@ -64,8 +68,9 @@ DEFAULT_MESSAGES = {
 MAX_MESSAGE = 2000
 MAX_RETRY_AFTER = 7 * 86400
 BYPASS = ".allowed"  # the value of $w2p_maintenance_bypass for allow-listed clients
-# A line of the locations file that only a maintenance-aware config has.
-MARKER = "w2p_maintenance"
+# A line of the locations file that only a config with maintenance support (and the health
+# check's way through it) has.
+MARKER = "w2p_health_bypass"
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "maintenance.html.j2"
 
 
@@ -303,6 +308,58 @@ def allow_list(path: str, networks: list[str]):
     )
 
 
+def _page_commands(
+    state: dict[str, Any], directory: str, app: str, message: str, retry_after: int
+) -> list[StringCommand | FileUploadCommand]:
+    """Put the app's 503 page in place (nothing when it already is)."""
+    page = render_page(app, message, retry_after)
+    target = f"pages/{app}/retry-{int(retry_after)}"
+    if state["page"] == target and state["page_sha256"] == sha256_text(page):
+        return []
+    folder = f"{directory}/{target}"
+    link = f"{directory}/{app}.page"
+    # each level 0755 whatever the umask: nginx's workers (www-data) read the page
+    levels = (f"{directory}/pages", f"{directory}/pages/{app}", folder)
+    commands: list[StringCommand | FileUploadCommand] = [
+        StringCommand("install", "-d", "-m", "755", *(QuoteString(d) for d in levels))
+    ]
+    commands.extend(_put_text(page, f"{folder}/index.html"))
+    if state["page"] != target:
+        staged = QuoteString(f"{link}.pyinfra-new")
+        commands.append(
+            StringCommand(
+                "ln",
+                "-sfn",
+                QuoteString(target),
+                staged,
+                "&&",
+                "mv",
+                "-fT",
+                staged,
+                QuoteString(link),
+            )  # fmt: skip
+        )
+        commands.append(
+            StringCommand(
+                "find",
+                QuoteString(f"{directory}/pages/{app}"),
+                "-mindepth",
+                "1",
+                "-maxdepth",
+                "1",
+                "!",
+                "-name",
+                QuoteString(f"retry-{int(retry_after)}"),
+                "-exec",
+                "rm",
+                "-rf",
+                "{}",
+                "+",
+            )  # fmt: skip
+        )
+    return commands
+
+
 @operation()
 def app_mode(
     app: str,
@@ -346,49 +403,7 @@ def app_mode(
 
     commands: list[StringCommand | FileUploadCommand] = []
     if mode == "down":
-        page = render_page(app, message, retry_after)
-        target = f"pages/{app}/retry-{int(retry_after)}"
-        if state["page"] != target or state["page_sha256"] != sha256_text(page):
-            folder = f"{directory}/{target}"
-            link = f"{directory}/{app}.page"
-            # each level 0755 whatever the umask: nginx's workers (www-data) read the page
-            levels = (f"{directory}/pages", f"{directory}/pages/{app}", folder)
-            commands.append(
-                StringCommand("install", "-d", "-m", "755", *(QuoteString(d) for d in levels))
-            )
-            commands.extend(_put_text(page, f"{folder}/index.html"))
-            if state["page"] != target:
-                commands.append(
-                    StringCommand(
-                        "ln",
-                        "-sfn",
-                        QuoteString(target),
-                        QuoteString(f"{link}.pyinfra-new"),
-                        "&&",
-                        "mv",
-                        "-fT",
-                        QuoteString(f"{link}.pyinfra-new"),
-                        QuoteString(link),
-                    )  # fmt: skip
-                )
-                commands.append(
-                    StringCommand(
-                        "find",
-                        QuoteString(f"{directory}/pages/{app}"),
-                        "-mindepth",
-                        "1",
-                        "-maxdepth",
-                        "1",
-                        "!",
-                        "-name",
-                        QuoteString(f"retry-{int(retry_after)}"),
-                        "-exec",
-                        "rm",
-                        "-rf",
-                        "{}",
-                        "+",
-                    )  # fmt: skip
-                )
+        commands.extend(_page_commands(state, directory, app, message, retry_after))
         if not state["down"]:
             commands.append(StringCommand("touch", QuoteString(down_flag)))
         if state["notify"]:
@@ -408,5 +423,88 @@ def app_mode(
     if not commands:
         what = {"down": "down for maintenance", "notify": "showing its notice", "up": "up"}[mode]
         host.noop(f"{app} is already {what}")
+        return
+    yield from commands
+
+
+@operation()
+def health_key(path: str):
+    """
+    Give the server its health-check key, once: 32 random bytes (hex) made on the server, in
+    a root-only file the nginx site includes (``map``). The key never leaves the server nor
+    appears in a command line; the release tool reads it from the file.
+
+    + path: the key file (``<web2py_config_dir>/maintenance/health-key.conf``)
+
+    **Example:**
+
+    .. code:: python
+
+        maintenance.health_key(
+            name="Maintenance health-check key", path="/etc/web2py/maintenance/health-key.conf"
+        )
+    """
+    info = host.get_fact(File, path=path)
+    if info and info.get("size") and info.get("mode") == 600 and info.get("user") == "root":
+        host.noop(f"{path} exists")
+        return
+    if info and info.get("size"):
+        yield StringCommand(
+            "chown", "root:root", QuoteString(path), "&&", "chmod", "600", QuoteString(path)
+        )
+        return
+    # od and tr only see /dev/urandom's bytes; the key goes through a shell variable and
+    # printf, a shell builtin, into a file made under umask 077.
+    script = (
+        "umask 077; k=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \\n') && "
+        '[ ${#k} -eq 64 ] && printf \'"%s" .key;\\n\' "$k" > "$1.new" && mv -f "$1.new" "$1"'
+    )
+    yield StringCommand("sh", "-c", QuoteString(script), "health-key", QuoteString(path))
+
+
+@operation()
+def deploy_window(
+    app: str,
+    notice: str = "",
+    page_message: str = "",
+    retry_after: int = 600,
+    config_dir: str = "/etc/web2py",
+    web2py_root: str = "/home/www-data/web2py",
+):
+    """
+    Get an app ready for a deploy or restore under maintenance: its 503 page in place and, if
+    a notice is given, the notice on its pages. The release tool then waits out the notice,
+    takes the app down (the ``.down`` flag), and lifts it when done (``--down``).
+
+    + app: the app's name
+    + notice: the notice's text; empty: no notice (the app goes down without one)
+    + page_message: the 503 page's text
+    + retry_after: seconds, the 503's ``Retry-After`` header
+    + config_dir: ``web2py_config_dir``
+    + web2py_root: the web2py root
+
+    An app that is already down gets no notice (it stays down; the release tool leaves it so),
+    and a new app (not served yet) needs nothing.
+
+    **Example:**
+
+    .. code:: python
+
+        maintenance.deploy_window(
+            name="notes: maintenance page and notice", app="notes",
+            notice="Maintenance in one minute.", page_message="Back shortly.",
+        )
+    """
+    state = host.get_fact(MaintenanceState, config_dir=config_dir, app=app, web2py_root=web2py_root)
+    if not state["app"]:
+        host.noop(f"{app} is not served yet: no maintenance window needed")
+        return
+    check_host(state, app, "down", web2py_root)
+    directory = maintenance_dir(config_dir)
+    commands = _page_commands(state, directory, app, page_message, retry_after)
+    if notice and not state["down"]:
+        commands.extend(_put_text(render_notice(app, notice), f"{directory}/{app}.notify"))
+    if not commands:
+        host.noop(f"{app}: maintenance page in place")
         return
     yield from commands

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
 
 from .app_config import AppSettings, DeployConfig, data_dirs
 from .facts import parse_json, read_file_command
+from .maintenance import deploy_window, maintenance_dir
 from .manifest import parse_manifest
 from .packaging import MANIFEST_NAME
 from .scripts import REMOTE_DIR, run_script
@@ -70,7 +73,15 @@ def _common_args(app: str, c: DeployConfig) -> list[str]:
         "--user", c.user, "--group", c.group, "--data-dirs", data_dirs(),
         "--fifo", f"{c.run_dir}/uwsgi.fifo", "--stats", f"{c.run_dir}/stats.sock",
         "--health-port", str(c.https_port), "--who", c.who,
+        "--maintenance-dir", maintenance_dir(c.config_dir),
     ]  # fmt: skip
+
+
+def _window_args(app: AppSettings, down: bool) -> list[str]:
+    """The release tool's maintenance window (see operations.maintenance.deploy_window)."""
+    if not down:
+        return ["--no-down"]
+    return ["--down", "--notice-seconds", str(app.notice_seconds)]
 
 
 def _health_args(app: AppSettings) -> list[str]:
@@ -92,7 +103,10 @@ def release(app: AppSettings, config: DeployConfig, package_path: str, sha256: s
 
     Everything after the upload happens in one process on the server, under the app's lock
     (``web2py-release.py deploy``): a failed check or health check switches back and exits
-    non-zero with the reason.
+    non-zero with the reason. With ``app.maintenance``, the app shows its notice for
+    ``app.notice_seconds`` (while the release is unpacked and verified), then answers 503 with
+    its page while the backup, migrations, switch and health check run, and comes back up
+    whatever the outcome.
 
     **Example:**
 
@@ -108,6 +122,8 @@ def release(app: AppSettings, config: DeployConfig, package_path: str, sha256: s
         host.noop(f"{app.name}: release {live.get('release')} already holds {sha256[:12]}")
         return
     remote = f"{config.cache_dir}/app-{app.name}-{sha256[:16]}.tar.gz"
+    if app.maintenance:
+        yield from _prepare_window(app, config)
     yield StringCommand("install", "-d", "-m", "700", QuoteString(config.cache_dir))
     yield FileUploadCommand(package_path, remote)
     version = app.version or sha256[:12]
@@ -118,6 +134,16 @@ def release(app: AppSettings, config: DeployConfig, package_path: str, sha256: s
         "--package", remote, "--sha256", sha256, "--version", version, *backup, *migrate,
         "--backups-dir", config.backups_dir, "--keep-backups", str(app.keep_backups),
         "--keep-releases", str(app.keep_releases), "--hooks", app.hooks,
+        *_window_args(app, app.maintenance),
+    )  # fmt: skip
+
+
+def _prepare_window(app: AppSettings, config: DeployConfig):
+    """The 503 page in place and the notice up (if any) before the release tool runs."""
+    notice = app.notice_message if app.notice_seconds else ""
+    yield from deploy_window._inner(
+        app=app.name, notice=notice, page_message=app.down_message, retry_after=app.retry_after,
+        config_dir=config.config_dir, web2py_root=config.web2py_root,
     )  # fmt: skip
 
 
@@ -230,6 +256,9 @@ def restore(app: AppSettings, config: DeployConfig, backup: str = "latest", data
     The backup's sha256 and contents are checked before anything changes (a corrupt or
     foreign zip is refused); a fresh backup of the current state is taken first, so a restore
     can itself be undone; then the same check, switch, reload and health check as a deploy.
+    With ``app.maintenance``, all of it runs with the app down for maintenance, after its
+    notice, as a deploy does; with ``data``, always down (without a notice period unless
+    ``app.maintenance``): no write can land between the backup and the data swap.
 
     **Example:**
 
@@ -238,10 +267,16 @@ def restore(app: AppSettings, config: DeployConfig, backup: str = "latest", data
         web2py_app.restore(name="Restore notes", app=settings, config=config, backup="latest")
     """
     flag = ["--restore-data"] if data else ["--no-restore-data"]
+    down = data or app.maintenance  # data is only ever replaced while the app is down
+    if not app.maintenance:
+        app = replace(app, notice_seconds=0)  # down for the data swap only: no notice period
+    if down:
+        yield from _prepare_window(app, config)
     yield from run_script(
         RELEASE_TOOL, "restore", *_common_args(app.name, config), *_health_args(app),
         "--backups-dir", config.backups_dir, "--keep-backups", str(app.keep_backups),
         "--keep-releases", str(app.keep_releases), "--backup-name", backup, *flag,
+        *_window_args(app, down),
     )  # fmt: skip
 
 

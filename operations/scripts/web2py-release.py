@@ -5,10 +5,11 @@ Shipped to servers by pyinfra-web2py (operations/scripts.py) and run as root. St
 only (Python 3.9+, as on Debian 11+/Ubuntu 22.04+). Every step of a deploy that must not be left
 half-done runs here, in one process, under one lock:
 
-    lock → backup → unpack and verify → link shared data → pre-switch check (a throwaway uWSGI
-    serving the new release) → hooks → atomic switch (rename of a symlink) → chain reload →
-    wait for every worker → health check through nginx → on failure: switch back, reload,
-    mark the release bad → audit line → unlock
+    lock → unpack and verify → link shared data → [notice, then down for maintenance: asked
+    for, or to restore data, or to adopt a plain app folder's data] → backup → [data] →
+    pre-switch check (migrations, a throwaway uWSGI serving the new release) → hooks → atomic
+    switch (rename of a symlink) → chain reload → wait for every worker → health check through
+    nginx → on failure: switch back, reload, mark the release bad → [up] → audit line → unlock
 
 Layout of one app (APPS_DIR/APP):
     releases/<id>/       code (root-owned, read-only to uWSGI) + symlinks to shared data
@@ -36,6 +37,7 @@ import ssl
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -43,6 +45,7 @@ from pathlib import Path
 MANIFEST = ".pyinfra-web2py-manifest"
 REVISION = "REVISION"
 EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE = 1, 3, 2
+HEALTH_KEY_HEADER = "X-W2p-Health-Key"  # nginx-web2py.conf.j2 maps it; never passed to apps
 
 
 class Failure(Exception):
@@ -169,7 +172,18 @@ class App:
                 rel = path.relative_to(root)
                 if rel.parts and rel.parts[0] in ("sessions", "cache"):
                     continue  # runtime scratch, not worth restoring
-                zf.write(path, f"{self.name}/{rel.as_posix()}")
+                if path.name.endswith(SQLITE_SIDECARS) and is_sqlite(
+                    path.with_name(path.name.rsplit("-", 1)[0])
+                ):
+                    continue  # the database's snapshot holds what it committed
+                arcname = f"{self.name}/{rel.as_posix()}"
+                try:
+                    if is_sqlite(path):
+                        write_sqlite_snapshot(zf, path, arcname, backups)
+                    else:
+                        zf.write(path, arcname)
+                except FileNotFoundError:
+                    continue  # removed by the app while we walked (a temp file, a deleted upload)
         digest = sha256_file(backups / name)
         (backups / f"{name}.sha256").write_text(f"{digest}  {name}\n")
         self.prune_backups()
@@ -296,7 +310,7 @@ class App:
 
     def finish_release(self, staging: Path, release: str, meta: dict) -> Path:
         """Link shared data, write REVISION, make the code root-owned and read-only, publish."""
-        self.adopt_shared(staging)
+        self.seed_shared(staging)
         for data in self.data_dirs:
             target = staging / data
             if target.is_symlink() or target.exists():
@@ -317,33 +331,55 @@ class App:
         os.chmod(self.releases, 0o755)
         return final
 
-    def adopt_shared(self, staging: Path) -> None:
-        """Create shared data dirs, seeded on first deploy from a legacy app or a full package."""
+    def legacy_folder(self) -> Path | None:
+        """The app as a plain folder (fabfile or install time), not yet under releases."""
+        link = self.web2py_link
+        return link if link.is_dir() and not link.is_symlink() else None
+
+    def seed_shared(self, staging: Path) -> None:
+        """Create missing shared data dirs, seeded from a full package. Dirs a plain app
+        folder still holds are left to :meth:`adopt_legacy`, which copies them while the app
+        is down (the folder is live: copied while it serves, writes made after would be lost)."""
         self.shared.mkdir(parents=True, exist_ok=True)
-        legacy = (
-            self.web2py_link
-            if self.web2py_link.is_dir() and not self.web2py_link.is_symlink()
-            else None
-        )
+        legacy = self.legacy_folder()
         for data in self.data_dirs:
             shared = self.shared / data
-            if not shared.exists():
-                seed = None
-                if legacy and (legacy / data).is_dir():
-                    seed = legacy / data
-                elif (staging / data).is_dir() and not (staging / data).is_symlink():
-                    seed = staging / data
-                if seed is not None:
-                    shutil.copytree(seed, shared, symlinks=True)
-                else:
-                    shared.mkdir()
-                for path in [shared, *shared.rglob("*")]:
-                    if not path.is_symlink():
-                        os.chown(path, self.uid, self.gid)
-            # Existing data is live: the app writes (and deletes) in it right now, so it is
-            # never walked here; only the folder itself is checked.
-            os.chown(shared, self.uid, self.gid)
-            os.chmod(shared, 0o770)
+            if shared.exists() or (legacy and (legacy / data).is_dir()):
+                continue
+            seed = staging / data
+            if seed.is_dir() and not seed.is_symlink():
+                shutil.copytree(seed, shared, symlinks=True)
+                self.own_tree(shared)
+            else:
+                shared.mkdir()
+        self.fix_shared_modes()
+
+    def adopt_legacy(self) -> list[str]:
+        """Copy a plain app folder's data into shared/ (the app must be down). Existing data
+        in shared/ is live and never overwritten."""
+        legacy, copied = self.legacy_folder(), []
+        for data in self.data_dirs if legacy else ():
+            shared = self.shared / data
+            if not shared.exists() and (legacy / data).is_dir():
+                shutil.copytree(legacy / data, shared, symlinks=True)
+                self.own_tree(shared)
+                copied.append(data)
+        self.fix_shared_modes()
+        return copied
+
+    def own_tree(self, top: Path) -> None:
+        for path in [top, *top.rglob("*")]:
+            if not path.is_symlink():
+                os.chown(path, self.uid, self.gid)
+
+    def fix_shared_modes(self) -> None:
+        # Existing data is live: the app writes (and deletes) in it right now, so it is never
+        # walked here; only the folders themselves are checked.
+        for data in self.data_dirs:
+            shared = self.shared / data
+            if shared.is_dir():
+                os.chown(shared, self.uid, self.gid)
+                os.chmod(shared, 0o770)
         os.chmod(self.base, 0o755)
 
     # --- checks ----------------------------------------------------------------------------
@@ -436,13 +472,24 @@ class App:
         deadline = time.monotonic() + self.args.check_timeout
         while True:
             try:
-                status, body = https_get(self.args.health_port, self.args.health_path)
+                status, body = https_get(
+                    self.args.health_port, self.args.health_path, self.health_key()
+                )
                 self.judge("health check", status, body)
                 return
             except (OSError, Failure) as error:
                 if time.monotonic() > deadline:
                     raise Failure(str(error)) from None
                 time.sleep(0.2)
+
+    def health_key(self) -> str:
+        """The server's health-check key (written at install, root-only): with it in a header,
+        nginx lets the health check through to an app that is down for maintenance."""
+        try:
+            text = (Path(self.args.maintenance_dir) / "health-key.conf").read_text()
+            return text.split('"')[1]
+        except (OSError, IndexError):
+            return ""
 
     # --- switch and reload ----------------------------------------------------------------
     def switch(self, release: str) -> None:
@@ -517,6 +564,54 @@ def chain_reload(fifo: str, stats: str, timeout: float) -> None:
     raise Failure(f"uWSGI workers were not all replaced within {timeout}s")
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
+
+
+def is_sqlite(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def write_sqlite_snapshot(zf: zipfile.ZipFile, path: Path, arcname: str, scratch: Path) -> None:
+    """Zip a consistent copy of a live SQLite database (web2py's default storage.sqlite).
+
+    Copying the file while the app writes can catch half a transaction; SQLite's online backup
+    copies it in one step under a read lock (writers wait, up to the busy timeout), so the
+    snapshot is a committed state and its journal is not needed. If SQLite cannot (a database
+    in WAL mode without its -shm, an odd file), the plain copy is the fallback."""
+    try:
+        import sqlite3  # here: only servers with SQLite apps need the module
+    except ImportError:
+        zf.write(path, arcname)
+        return
+    fd, temp = tempfile.mkstemp(prefix=".sqlite-snapshot-", dir=scratch)
+    os.close(fd)
+    try:
+        try:
+            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            try:
+                target = sqlite3.connect(temp)
+                try:
+                    source.backup(target)
+                finally:
+                    target.close()
+            finally:
+                source.close()
+        except sqlite3.Error:
+            zf.write(path, arcname)
+            return
+        info = zipfile.ZipInfo.from_file(path, arcname)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with open(temp, "rb") as snapshot, zf.open(info, "w") as out:
+            shutil.copyfileobj(snapshot, out, 1 << 20)
+    finally:
+        os.unlink(temp)
+
+
 def walk_files(root: Path):
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames.sort()
@@ -555,13 +650,16 @@ def unix_http_get(sock: Path, path: str, timeout: float) -> tuple[int, bytes]:
         conn.close()
 
 
-def https_get(port: int, path: str) -> tuple[int, bytes]:
+def https_get(port: int, path: str, key: str = "") -> tuple[int, bytes]:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    headers = {"X-Forwarded-For": "203.0.113.1"}
+    if key:
+        headers[HEALTH_KEY_HEADER] = key
     try:
-        conn.request("GET", path, headers={"X-Forwarded-For": "203.0.113.1"})
+        conn.request("GET", path, headers=headers)
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -581,13 +679,84 @@ def uwsgi_workers(stats_path: str) -> list[dict]:
         return []
 
 
-def go_live(app: App, release: str, prepare, entry: dict) -> int:
-    """Prepare a release (backup, unpack: ``prepare() -> release dir``), check it, switch to it,
-    reload, check health; on any failure switch back to what was live. The caller holds the lock."""
+class Window:
+    """An app's maintenance window during a deploy or restore: nginx answers 503 with the app's
+    page and Retry-After (the files it tests per request: operations/maintenance.py), while
+    the backup, data, migrations and switch happen. Lifted on the way out, whatever happened,
+    unless the app was already down when we came (then it stays down: the operator's call)."""
+
+    def __init__(self, app: App):
+        self.app = app
+        folder = Path(app.args.maintenance_dir)
+        self.flag = folder / f"{app.name}.down"
+        self.notice = folder / f"{app.name}.notify"
+        self.opened = False
+
+    def wait_for_notice(self) -> None:
+        """Let a notice shown before the deploy (deploys/app_deploy.py puts it up) stay up for
+        --notice-seconds, counted from when it was written: preparing the release runs meanwhile."""
+        try:
+            until = self.notice.stat().st_mtime + self.app.args.notice_seconds
+        except OSError:
+            return
+        if until > time.time():
+            log(f"{self.app.name}: notice shown; down in {until - time.time():.0f}s")
+            time.sleep(max(0.0, until - time.time()))
+
+    def open(self, why: str) -> None:
+        if not self.app.web2py_link.exists():
+            return  # a new app: nothing serves yet
+        if self.flag.exists():
+            log(f"{self.app.name}: already down for maintenance; it stays down")
+            return
+        self.wait_for_notice()
+        self.flag.parent.mkdir(parents=True, exist_ok=True)
+        self.flag.touch()
+        self.opened = True
+        self.notice.unlink(missing_ok=True)
+        log(f"{self.app.name}: down for maintenance ({why})")
+        self.drain()
+
+    def drain(self) -> None:
+        """Requests nginx passed before the flag finish first: wait (bounded) until every uWSGI
+        worker is idle. Other apps' traffic can keep workers busy: then go on after the bound."""
+        deadline = time.monotonic() + self.app.args.drain_timeout
+        while time.monotonic() < deadline:
+            workers = uwsgi_workers(self.app.args.stats)
+            if all(w.get("status") == "idle" for w in workers):
+                return
+            time.sleep(0.05)
+        log(f"{self.app.name}: workers still busy after {self.app.args.drain_timeout:.0f}s")
+
+    def close(self) -> None:
+        if self.opened:
+            self.flag.unlink(missing_ok=True)
+            self.opened = False
+            log(f"{self.app.name}: up")
+
+
+def go_live(app: App, release: str, unpack, entry: dict, backup: bool = True, data=None) -> int:
+    """Unpack a release (``unpack() -> release dir``), then (down for maintenance if asked, or
+    if a plain app folder's data must be adopted) back up, restore ``data()`` if given, check,
+    switch, reload, check health; on any failure switch back to what was live. The caller holds
+    the lock. The maintenance window, if opened here, is lifted whatever happens."""
     previous = app.live_release()
     switched = False
+    window = Window(app)
     try:
-        release_dir = prepare()
+        release_dir = unpack()
+        legacy = app.legacy_folder()
+        if app.args.down or data or legacy:
+            why = "deploy" if app.args.down else "data restore" if data else "adopting its folder"
+            window.open(why)
+        if backup:
+            take_backup(app, entry)
+        if legacy:
+            copied = app.adopt_legacy()
+            if copied:
+                log(f"{app.name}: copied {', '.join(copied)} of {legacy} into shared/")
+        if data:
+            data()
         app.hooks("before_check", release_dir)
         app.precheck(release_dir)
         app.hooks("before_switch", release_dir)
@@ -622,6 +791,8 @@ def go_live(app: App, release: str, prepare, entry: dict) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+    finally:
+        window.close()
 
 
 def take_backup(app: App, entry: dict) -> None:
@@ -652,12 +823,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             entry["result"] = "unchanged"
             return 0
 
-        def prepare() -> Path:
-            if args.backup:
-                take_backup(app, entry)
+        def unpack() -> Path:
             return app.unpack(Path(args.package), args.sha256, release, meta)
 
-        return go_live(app, release, prepare, entry)
+        return go_live(app, release, unpack, entry, backup=args.backup)
     except Failure as error:  # before go_live: nothing switched
         entry["result"] = f"failed: {error}"
         raise
@@ -693,14 +862,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
     app.acquire(f"restore {name}")
     try:
 
-        def prepare() -> Path:
-            take_backup(app, entry)  # so that the restore itself can be undone
-            release_dir = app.unpack_backup(zip_path, release, meta)
-            if args.restore_data:
-                app.restore_data(zip_path)
-            return release_dir
+        def unpack() -> Path:
+            return app.unpack_backup(zip_path, release, meta)
 
-        return go_live(app, release, prepare, entry)
+        def data() -> None:
+            app.restore_data(zip_path)
+
+        # the backup first, so that the restore itself can be undone; data only under
+        # maintenance (go_live takes the app down for it)
+        return go_live(
+            app, release, unpack, entry, backup=True, data=data if args.restore_data else None
+        )
     finally:
         entry["duration_s"] = round(time.time() - started, 3)
         if "result" in entry:
@@ -892,6 +1064,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--backup-name", dest="backup_name", default="latest")
     p.add_argument("--restore-data", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--maintenance-dir", default="/etc/web2py/maintenance")
+    p.add_argument("--down", action=argparse.BooleanOptionalAction, default=False)
+    p.add_argument("--notice-seconds", type=float, default=0)
+    p.add_argument("--drain-timeout", type=float, default=10)
     return p
 
 
@@ -913,11 +1089,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "deploy" and not (args.package and args.sha256):
         print("deploy needs --package and --sha256", file=sys.stderr)
         return EXIT_USAGE
+    code = EXIT_FAILED
     try:
-        return commands[args.command](args)
+        code = commands[args.command](args)
+        return code
     except Failure as error:
         print(str(error), file=sys.stderr)
-        return EXIT_LOCKED if "locked by" in str(error) else EXIT_FAILED
+        code = EXIT_LOCKED if "locked by" in str(error) else EXIT_FAILED
+        return code
+    finally:
+        if args.command in ("deploy", "restore") and args.down and code != EXIT_LOCKED:
+            # The notice this deploy put up must not outlive it (it ended before going down:
+            # nothing to deploy, a refused backup...). A deploy holding the lock keeps its own.
+            (Path(args.maintenance_dir) / f"{args.app}.notify").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -161,7 +161,12 @@ def site() -> str:
 def test_locations_test_the_flag_files_and_carry_the_marker():
     text = locations()
     assert MARKER in text  # what MaintenanceState looks for ("supported")
-    assert "if (-f /etc/w2p/maintenance/$w2p_app.down$w2p_maintenance_bypass)" in text
+    flag = "/etc/w2p/maintenance/$w2p_app.down$w2p_maintenance_bypass$w2p_health_bypass"
+    assert f"if (-f {flag})" in text
+    # the health check's key header never reaches an app (an empty if_not_empty param)
+    assert text.count('uwsgi_param HTTP_X_W2P_HEALTH_KEY "" if_not_empty;') == text.count(
+        "uwsgi_pass "
+    )
     assert "if (-f /etc/w2p/maintenance/$w2p_app.notify)" in text
     assert "root /etc/w2p/maintenance/$w2p_page_app.page;" in text
     assert "alias /etc/w2p/maintenance/$w2p_notice_app.notify;" in text
@@ -180,6 +185,14 @@ def test_site_geo_includes_the_allow_list_with_the_bypass_value():
     assert 'default "";' in geo
     # an allow-listed client tests "<app>.down.allowed", which app_mode never creates
     assert BYPASS == ".allowed"
+
+
+def test_site_maps_the_health_key_header_to_a_bypass():
+    text = site()
+    block = re.search(r"map \$http_x_w2p_health_key \$w2p_health_bypass \{(.*?)\}", text, re.S)
+    assert block, text
+    assert "include /etc/w2p/maintenance/health-key.conf;" in block.group(1)
+    assert 'default "";' in block.group(1)
 
 
 def test_retry_after_map_reads_the_page_folder_app_mode_links():

@@ -167,3 +167,125 @@ def test_cleanup_dry_run_reports_and_real_run_removes(app, monkeypatch, capsys):
     assert tool.cmd_cleanup(args) == 0
     assert not old.exists() and new.exists()
     assert len(list(Path(args.backups_dir).glob("*.zip"))) == 1
+
+
+def test_a_plain_folders_data_is_adopted_only_when_asked(app, monkeypatch):
+    """Unpacking never copies a live plain folder's data (writes after the copy would be
+    lost): go_live copies it after taking the app down."""
+    monkeypatch.setattr(tool, "utc_stamp", lambda now=None: "20261125T101500Z")
+    zip_path = Path(app.args.backups_dir) / app.backup()
+    app.unpack_backup(zip_path, "r1", {"sha256": "restore:x"})
+    assert not (app.shared / "databases").exists()  # the folder still holds the live data
+    assert (app.shared / "uploads").is_dir()  # a data dir the folder lacks starts empty
+    assert app.adopt_legacy() == ["databases", "sessions"]
+    assert (app.shared / "databases" / "storage.sqlite").read_bytes() == b"DB"
+    assert app.adopt_legacy() == []  # shared data, once there, is live and never overwritten
+
+
+def window_app(app, tmp_path, **options):
+    app.args.maintenance_dir = str(tmp_path / "maintenance")
+    app.args.stats = str(tmp_path / "no-stats.sock")
+    app.args.notice_seconds = options.get("notice_seconds", 0)
+    app.args.drain_timeout = 1
+    (tmp_path / "maintenance").mkdir(exist_ok=True)
+    return tool.Window(app)
+
+
+def test_window_goes_down_after_the_notice_and_comes_back_up(app, tmp_path, monkeypatch):
+    window = window_app(app, tmp_path, notice_seconds=60)
+    window.notice.write_text("<p>soon</p>")
+    os.utime(window.notice, (1000.0, 1000.0))  # written at t=1000
+    slept = []
+    monkeypatch.setattr(tool.time, "time", lambda: 1015.0)
+    monkeypatch.setattr(tool.time, "sleep", slept.append)
+    window.open("deploy")
+    assert slept == [45.0]  # the rest of the notice period
+    assert window.flag.exists() and not window.notice.exists()
+    window.close()
+    assert not window.flag.exists()
+
+
+def test_window_leaves_an_app_the_operator_took_down_down(app, tmp_path):
+    window = window_app(app, tmp_path)
+    window.flag.touch()
+    window.open("deploy")
+    window.close()
+    assert window.flag.exists()
+
+
+def test_window_is_lifted_when_the_deploy_fails(app, tmp_path):
+    window = window_app(app, tmp_path)
+    app.args.down = True
+    app.args.health_path = ""
+    app.base.mkdir(parents=True)  # acquire() makes it
+    calls = []
+
+    def unpack():
+        calls.append(window.flag.exists())
+        raise tool.Failure("notes: broken package")
+
+    entry: dict = {}
+    assert tool.go_live(app, "r1", unpack, entry, backup=False) == tool.EXIT_FAILED
+    assert calls == [False]  # unpacking happens while the app still serves
+    assert entry["result"].startswith("failed") and not window.flag.exists()
+
+    def unpack_ok():
+        return app.releases / "r2"
+
+    def data():
+        calls.append(window.flag.exists())
+        raise tool.Failure("notes: data copy failed")
+
+    assert tool.go_live(app, "r2", unpack_ok, entry, backup=False, data=data) == 1
+    assert calls == [False, True]  # data only moves while the app is down
+    assert not window.flag.exists()
+
+
+def test_a_deploy_that_ends_early_takes_its_notice_down(app, tmp_path):
+    maintenance = tmp_path / "maintenance"
+    maintenance.mkdir()
+    (maintenance / "notes.notify").write_text("<p>soon</p>")
+    argv = [
+        "restore", "--app", "notes", "--apps-dir", app.args.apps_dir,
+        "--web2py-root", app.args.web2py_root, "--user", USER, "--group", USER,
+        "--backups-dir", str(tmp_path / "empty"), "--backup-name", "latest",
+        "--maintenance-dir", str(maintenance), "--down", "--notice-seconds", "30",
+    ]  # fmt: skip
+    assert tool.main(argv) == tool.EXIT_FAILED  # no backups
+    assert not (maintenance / "notes.notify").exists()
+
+
+def test_backup_snapshots_a_live_sqlite_database_and_skips_vanished_files(app, monkeypatch):
+    import sqlite3
+
+    db = Path(app.args.web2py_root) / "applications" / "notes" / "databases" / "storage.sqlite"
+    db.unlink()
+    writer = sqlite3.connect(db)
+    writer.execute("create table note (title text)")
+    writer.execute("insert into note values ('committed')")
+    writer.commit()
+    writer.execute("insert into note values ('in flight')")  # open transaction, not committed
+    (db.parent / "storage.sqlite-journal").write_bytes(b"half a transaction")
+    gone = db.parent / "gone.table"
+    gone.write_text("x")
+    real_write = zipfile.ZipFile.write
+
+    def write(self, filename, arcname=None, *args, **kwargs):
+        if Path(filename) == gone:
+            gone.unlink()  # the app removes it between the walk and the read
+        return real_write(self, filename, arcname, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "write", write)
+    name = app.backup()
+    writer.rollback()
+    writer.close()
+    with zipfile.ZipFile(Path(app.args.backups_dir) / name) as zf:
+        names = zf.namelist()
+        snapshot = zf.read("notes/databases/storage.sqlite")
+    assert "notes/databases/storage.sqlite-journal" not in names
+    assert "notes/databases/gone.table" not in names
+    copy = Path(app.args.backups_dir) / "copy.sqlite"
+    copy.write_bytes(snapshot)
+    rows = sqlite3.connect(copy).execute("select title from note").fetchall()
+    assert rows == [("committed",)]
+    assert not list(Path(app.args.backups_dir).glob(".sqlite-snapshot-*"))

@@ -1,0 +1,74 @@
+"""app_deploy / restore data checks: defaults, one clear line per bad key, run-wide overrides."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from operations.app_config import deploy_config
+from operations.config import ConfigError
+from operations.maintenance import DEFAULT_MESSAGES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def notes(tmp_path):
+    folder = tmp_path / "notes"
+    shutil.copytree(ROOT / "examples" / "apps" / "notes", folder)
+    return folder
+
+
+def config(notes, settings=None, **data):
+    return deploy_config(
+        {"deploy_apps": {"notes": {"path": str(notes), **(settings or {})}}, **data}
+    )
+
+
+def test_defaults(notes):
+    c = config(notes)
+    (app,) = c.apps
+    assert app.health_path == "/notes/default/index" and app.keep_releases == 5
+    assert not app.maintenance and app.notice_seconds == 60 and app.retry_after == 600
+    assert app.notice_message == DEFAULT_MESSAGES["notify"]
+    assert app.down_message == DEFAULT_MESSAGES["down"]
+    assert c.config_dir == "/etc/web2py" and c.apps_dir == "/srv/web2py-apps"
+
+
+def test_maintenance_settings_and_run_wide_overrides(notes):
+    settings = {"maintenance": True, "notice_seconds": 5, "down_message": "Back at 22:30."}
+    (app,) = config(notes, settings).apps
+    assert app.maintenance and app.notice_seconds == 5 and app.down_message == "Back at 22:30."
+    # --data values arrive as strings
+    (app,) = config(notes, deploy_maintenance="false").apps
+    assert not app.maintenance
+    (app,) = config(notes, deploy_maintenance="true", deploy_notice_seconds="0").apps
+    assert app.maintenance and app.notice_seconds == 0
+
+
+@pytest.mark.parametrize(
+    ("settings", "data", "message"),
+    [
+        ({"maintenance": "maybe"}, {}, "deploy_apps['notes'].maintenance"),
+        ({"notice_seconds": 7200}, {}, "deploy_apps['notes'].notice_seconds"),
+        ({"retry_after": 0}, {}, "deploy_apps['notes'].retry_after"),
+        ({"down_message": "   "}, {}, "deploy_apps['notes'].down_message: the text is blank"),
+        ({"notice_message": "a\x00b"}, {}, "control characters"),
+        ({"colour": "red"}, {}, "unknown setting 'colour'"),
+        ({}, {"deploy_notice_seconds": "-1"}, "deploy_notice_seconds"),
+        ({}, {"deploy_maintenance": "often"}, "deploy_maintenance"),
+        ({}, {"deploy_only": "blog"}, "deploy_only: 'blog' is not in deploy_apps"),
+    ],
+)
+def test_bad_data_is_one_clear_line(notes, settings, data, message):
+    with pytest.raises(ConfigError) as error:
+        only = data.pop("deploy_only", None)
+        deploy_config(
+            {"deploy_apps": {"notes": {"path": str(notes), **settings}}, **data}, only=only
+        )
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_no_apps_is_refused():
+    with pytest.raises(ConfigError, match="deploy_apps: no apps to deploy"):
+        deploy_config({"deploy_apps": {}})
