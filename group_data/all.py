@@ -64,8 +64,16 @@ webserver_action = "status"  # start | stop | restart | reload | status
 #   keep_releases (5), keep_backups (10), backup (True: zip the live app before each deploy)
 #   hooks ({}): {"before_check"|"before_switch"|"after_switch": [commands]}, run in the release
 #   version (""): a label for the audit log; default: the package's sha256 prefix
+#   source ("local"); "git" with repo, ref and subdir (""): export that commit and ship it
+#   migrate (False): run the app's models (DAL migrations) before the switch
+#   maintenance (False): deploy (and restore) under maintenance: the notice for notice_seconds
+#     (60), then 503 with the page (down_message, Retry-After retry_after: 600) while the backup,
+#     migrations, switch and health check run, then up again whatever the outcome;
+#     notice_message / down_message (None: a default text)
 deploy_apps = {}
 deploy_only = None  # "a,b": deploy only these apps of deploy_apps
+deploy_maintenance = None  # True/False: override every app's maintenance for this run
+deploy_notice_seconds = None  # override every app's notice_seconds for this run (0: no notice)
 web2py_apps_dir = "/srv/web2py-apps"  # releases, shared data, release log, audit log, lock
 web2py_backups_dir = "/var/backups/web2py"  # <app>.<YYYYmmddTHHMMSSZ>.zip + .sha256 (0700)
 rollback_app = None  # rollback: the app
@@ -73,7 +81,7 @@ rollback_to = None  # rollback: a release id; None: the previous good release
 unlock_app = None  # unlock: the app whose stale lock to release
 restore_app = None  # restore: the app
 restore_backup = None  # restore: a backup file name or "latest"; None lists the backups
-restore_data = False  # restore: also put back the backup's data (databases, uploads, private)
+restore_data = False  # restore: also the backup's data (databases, uploads, private); runs down
 retrieve_app = None  # retrieve: the app
 retrieve_backup = "latest"  # retrieve: a backup name, "latest", or "snapshot" (take one now)
 retrieve_dir = "retrieved"  # retrieve: local folder; files go to <dir>/<host>/<app>/

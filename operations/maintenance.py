@@ -454,10 +454,11 @@ def health_key(path: str):
         )
         return
     # od and tr only see /dev/urandom's bytes; the key goes through a shell variable and
-    # printf, a shell builtin, into a file made under umask 077.
+    # printf, a shell builtin, into a file made under umask 077. A regex entry, not a plain
+    # one: a 64-character key would not fit nginx's default map_hash_bucket_size.
     script = (
         "umask 077; k=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \\n') && "
-        '[ ${#k} -eq 64 ] && printf \'"%s" .key;\\n\' "$k" > "$1.new" && mv -f "$1.new" "$1"'
+        '[ ${#k} -eq 64 ] && printf \'"~^%s$" .key;\\n\' "$k" > "$1.new" && mv -f "$1.new" "$1"'
     )
     yield StringCommand("sh", "-c", QuoteString(script), "health-key", QuoteString(path))
 

@@ -30,6 +30,7 @@ import http.client
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -487,9 +488,10 @@ class App:
         nginx lets the health check through to an app that is down for maintenance."""
         try:
             text = (Path(self.args.maintenance_dir) / "health-key.conf").read_text()
-            return text.split('"')[1]
-        except (OSError, IndexError):
+        except OSError:
             return ""
+        found = re.search(r"[0-9a-f]{64}", text)
+        return found.group(0) if found else ""
 
     # --- switch and reload ----------------------------------------------------------------
     def switch(self, release: str) -> None:

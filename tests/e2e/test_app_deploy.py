@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import threading
 import time
 import urllib.parse
 
@@ -413,3 +414,117 @@ def test_cleanup_removes_old_runtime_files_and_excess_releases(app):
     assert http_get(server.address, "/notes/default/health")[0] == 200
     again = pyinfra("deploys/cleanup.py", [server], data=data)
     assert again.returncode == 0 and again.totals["changed"] == 0, again.output[-2000:]
+
+
+MDIR = "/etc/web2py/maintenance"
+NOTICE = "Deploying in a moment (e2e)."
+PAGE = "Deploying now, back in two minutes (e2e)."
+
+
+class Watch:
+    """Polls the app's page and a static file from a thread (bounded) and records what each
+    answer was: "up", "notice" (the page carries the notice), "down" (503 with the page and
+    Retry-After), or anything else as is. Consecutive repeats are collapsed in ``phases``."""
+
+    def __init__(self, server, page: str, retry_after: str, notice: str = NOTICE):
+        self.server, self.page, self.retry_after, self.notice = server, page, retry_after, notice
+        self.answers: list[str] = []
+        self.static: list[int] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def classify(self, status: int, headers: dict[str, str], body: bytes) -> str:
+        if status == 200:
+            return "notice" if self.notice.encode() in body else "up"
+        if status == 503 and self.page.encode() in body:
+            return "down" if headers.get("retry-after") == self.retry_after else "503 no retry"
+        return f"{status}"
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 600
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                self.answers.append(self.classify(*http_get(self.server.address, "/notes/")))
+                self.static.append(http_get(self.server.address, "/notes/static/css/notes.css")[0])
+            except OSError as error:
+                self.answers.append(f"error {error}")
+            time.sleep(0.05)
+
+    @property
+    def phases(self) -> list[str]:
+        return [a for i, a in enumerate(self.answers) if i == 0 or a != self.answers[i - 1]]
+
+    def __enter__(self) -> Watch:
+        self.thread.start()
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(0.5)
+        self.stop.set()
+        self.thread.join(30)
+
+
+def test_deploy_under_maintenance_notice_then_503_then_up(app):
+    server = app["server"]
+    set_version(app["dir"], "8.0.0")
+    settings = {
+        "maintenance": True, "notice_seconds": 3, "notice_message": NOTICE,
+        "down_message": PAGE, "retry_after": 120,
+    }  # fmt: skip
+    with Watch(server, PAGE, "120") as watch:
+        run = deploy(app, **settings)
+    assert run.returncode == 0, run.output[-3000:]
+    # every answer was the app, the app with its notice, or the 503 page: in that order
+    assert watch.phases == ["up", "notice", "down", "up"], watch.phases
+    assert set(watch.static) == {200}  # static files pass while the app is down
+    assert http_get(server.address, "/notes/default/health")[2].startswith(b"ok notes 8.0.0")
+    assert server.run(f"ls {MDIR}").split().count("notes.down") == 0
+    assert "notes.notify" not in server.run(f"ls {MDIR}")
+    assert json.loads(server.run(f"tail -n 1 {APPS_DIR}/notes/audit.jsonl"))["result"] == "ok"
+
+    again = deploy(app, **settings)  # nothing to deploy: no notice, no downtime
+    assert again.returncode == 0 and again.totals["changed"] == 0, again.output[-3000:]
+
+
+def test_a_deploy_that_fails_under_maintenance_comes_back_up(app):
+    server = app["server"]
+    live_before = live(app)["release"]
+    set_version(app["dir"], "8.1.0")
+    settings = {"maintenance": True, "notice_seconds": 0, "down_message": PAGE}
+    broken = {**settings, "health_text": "never in the page"}
+    with Watch(server, PAGE, "600") as watch:
+        run = deploy(app, **broken)
+    assert run.returncode != 0 and "lacks" in run.output, run.output[-3000:]
+    assert watch.phases == ["up", "down", "up"], watch.phases
+    assert live(app)["release"] == live_before
+    assert "notes.down" not in server.run(f"ls {MDIR}")
+
+
+def test_the_health_key_passes_a_down_app_and_never_reaches_it(app):
+    server = app["server"]
+    assert server.run(f"stat -c '%a %U' {MDIR}/health-key.conf").strip() == "600 root"
+    key = server.run(f"grep -o '[0-9a-f]\\{{64\\}}' {MDIR}/health-key.conf").strip()
+    assert len(key) == 64 and all(c in "0123456789abcdef" for c in key)
+    server.run(f"touch {MDIR}/notes.down")
+    try:
+        assert http_get(server.address, "/notes/default/health")[0] == 503
+        wrong = {"X-W2p-Health-Key": "0" * 64}
+        assert http_get(server.address, "/notes/default/health", headers=wrong)[0] == 503
+        status, _, body = http_get(
+            server.address, "/notes/default/headers", headers={"X-W2p-Health-Key": key}
+        )
+        assert status == 200 and b"host" in body, body
+        assert b"health" not in body  # nginx kept the key to itself
+    finally:
+        server.run(f"rm -f {MDIR}/notes.down")
+
+
+def test_restore_with_data_runs_with_the_app_down(app):
+    server = app["server"]
+    with Watch(server, "down for maintenance and will be back shortly", "600") as watch:
+        run = restore(app, restore_backup="latest", restore_data="true")
+    assert run.returncode == 0, run.output[-3000:]
+    assert watch.phases == ["up", "down", "up"], watch.phases
+    entry = json.loads(server.run(f"tail -n 1 {APPS_DIR}/notes/audit.jsonl"))
+    assert entry["action"] == "restore" and entry["restore_data"] and entry["result"] == "ok"

@@ -57,3 +57,11 @@ def health():
     db.executesql('SELECT 1')
     response.headers['Content-Type'] = 'text/plain; charset=utf-8'
     return 'ok notes %s' % VERSION
+
+
+def headers():
+    """The names (not values) of the HTTP headers the request reached the app with: the deploy
+    tests check that nginx keeps its own (the health check's key) to itself."""
+    session.forget(response)
+    response.headers['Content-Type'] = 'text/plain; charset=utf-8'
+    return ' '.join(sorted(k[5:] for k in request.env if k.startswith('http_')))

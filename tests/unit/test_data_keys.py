@@ -1,0 +1,39 @@
+"""Every data key the deploys read is documented: defined in group_data/all.py and listed in
+the README's table. A key added in code without docs fails here."""
+
+import re
+from pathlib import Path
+
+from operations.app_config import APP_KEYS
+
+ROOT = Path(__file__).resolve().parents[2]
+READERS = [
+    *sorted((ROOT / "deploys").glob("*.py")),
+    *(ROOT / "operations" / f"{name}.py" for name in ("config", "app_config", "maintenance")),
+    ROOT / "operations" / "retrieve.py",
+]
+NOT_DATA = {"mode", "size", "user"}  # keys of pyinfra's File fact, read in maintenance.py
+
+
+def keys_read() -> set[str]:
+    found: set[str] = set()
+    for path in READERS:
+        found |= set(re.findall(r'\bget\(\s*"([a-z0-9_]+)"', path.read_text()))
+    return found - APP_KEYS - NOT_DATA
+
+
+def test_the_scan_sees_the_deploys_keys():
+    assert {"deploy_apps", "maintenance_action", "web2py_root", "restore_data"} <= keys_read()
+
+
+def test_every_key_read_has_a_default_in_group_data_all():
+    defined = set(re.findall(r"^([a-z0-9_]+) = ", (ROOT / "group_data/all.py").read_text(), re.M))
+    assert keys_read() - defined == set()
+
+
+def test_every_key_read_is_in_the_readme_table():
+    table = "\n".join(
+        line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")
+    )
+    listed = set(re.findall(r"`([a-z0-9_]+)`", table))
+    assert keys_read() - listed == set()
