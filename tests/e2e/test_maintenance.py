@@ -234,7 +234,8 @@ def test_second_up_changes_nothing(server):
     run = maintenance(server, "up")
     assert run.returncode == 0 and run.totals["changed"] == 0, run.output[-3000:]
     assert processes(server) == before
-    assert server.run(f"ls {MDIR}").split() == ["allow.conf", "notes.page", "pages"]
+    listing = server.run(f"ls {MDIR}").split()
+    assert listing == ["allow.conf", "health-key.conf", "notes.page", "pages"]
 
 
 @pytest.mark.parametrize(
