@@ -12,6 +12,7 @@ code is restored: data written since the backup stays.
 """
 
 from pyinfra import host, logger
+from pyinfra.operations import python
 
 from operations import web2py_app
 from operations.app_config import deploy_config
@@ -34,10 +35,17 @@ if not backup:
 else:
     if "/" in str(backup):
         raise ConfigError(f"restore_backup: a backup file name or 'latest', got {backup!r}")
-    web2py_app.restore(
+    restored = web2py_app.restore(
         name=f"Restore {app.name} from {backup}" + (" with its data" if restore_data else ""),
         app=app,
         config=c,
         backup=str(backup),
         data=restore_data,
+    )
+    python.call(
+        name=f"Report app {app.name}",
+        function=web2py_app.report_release,
+        app=app.name,
+        config=c,
+        _if=restored.did_change,
     )

@@ -9,6 +9,7 @@ release that was live.
 """
 
 from pyinfra import host
+from pyinfra.operations import python
 
 from operations import web2py_app
 from operations.app_config import deploy_config
@@ -19,4 +20,13 @@ if not app_name:
     raise ConfigError("rollback_app: required, e.g. --data rollback_app=notes")
 c = deploy_config(host.data, only=str(app_name))
 to = str(host.data.get("rollback_to") or "previous")
-web2py_app.rollback(name=f"Roll back app {app_name} to {to}", app=c.apps[0], config=c, to=to)
+rolled = web2py_app.rollback(
+    name=f"Roll back app {app_name} to {to}", app=c.apps[0], config=c, to=to
+)
+python.call(
+    name=f"Report app {app_name}",
+    function=web2py_app.report_release,
+    app=str(app_name),
+    config=c,
+    _if=rolled.did_change,
+)

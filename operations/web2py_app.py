@@ -208,21 +208,49 @@ class LastAudit(FactBase[dict | None]):
         return parse_json(output)
 
 
-def report_release(app: str, config: DeployConfig) -> None:
-    """Log, per host, what the deploy that just ran did and how to undo it (python.call)."""
-    entry = host.get_fact(LastAudit, apps_dir=config.apps_dir, app=app) or {}
-    lines = [f"{host.name}: {app}: {entry.get('result', '?')}, release {entry.get('release')}"]
-    if entry.get("backup"):
-        lines.append(f"{host.name}: {app}: backup {config.backups_dir}/{entry['backup']}")
-        lines.append(
-            f"{host.name}: {app}: to restore it: pyinfra INVENTORY deploys/restore.py "
-            f"--data restore_app={app} --data restore_backup={entry['backup']}"
+def human_bytes(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError  # not reached
+
+
+def report_lines(host_name: str, app: str, backups_dir: str, entry: dict) -> list[str]:
+    """What a deploy, rollback or restore did (its audit line), and how to undo it."""
+    action = entry.get("action", "deploy")
+    line = f"{host_name}: {app}: {action} {entry.get('result', '?')}"
+    line += f", release {entry.get('release')}"
+    if entry.get("restored_from"):
+        line += f" from {entry['restored_from']}" + (
+            " with its data" if entry.get("restore_data") else ""
         )
-    lines.append(
-        f"{host.name}: {app}: to roll back: pyinfra INVENTORY deploys/rollback.py "
-        f"--data rollback_app={app}"
-    )
-    for line in lines:
+    if entry.get("from"):
+        line += f" (was {entry['from']})"
+    if entry.get("duration_s") is not None:
+        line += f", {entry['duration_s']:.1f} s"
+    lines = [line]
+    if entry.get("down_s") is not None:
+        lines.append(f"{host_name}: {app}: down for maintenance (503) for {entry['down_s']:.1f} s")
+    if entry.get("backup"):
+        lines.append(f"{host_name}: {app}: backup {backups_dir}/{entry['backup']}")
+        lines.append(
+            f"{host_name}: {app}: to restore it: pyinfra INVENTORY deploys/restore.py "
+            f"--data restore_app={app} --data restore_backup={entry['backup']}"
+            + (" --data restore_data=true" if entry.get("restore_data") else "")
+        )
+    if action != "rollback":
+        lines.append(
+            f"{host_name}: {app}: to roll back: pyinfra INVENTORY deploys/rollback.py "
+            f"--data rollback_app={app}"
+        )
+    return lines
+
+
+def report_release(app: str, config: DeployConfig) -> None:
+    """Log, per host, what the deploy, rollback or restore that just ran did (python.call)."""
+    entry = host.get_fact(LastAudit, apps_dir=config.apps_dir, app=app) or {}
+    for line in report_lines(host.name, app, config.backups_dir, entry):
         logger.info(line)
 
 
@@ -336,6 +364,7 @@ def cleanup(app: AppSettings, config: DeployConfig, days: float = 30):
     else:
         logger.info(
             f"{host.name}: {app.name}: {found['files']} old files, {len(found['releases'])} "
-            f"releases, {len(found['backups'])} backups to remove ({found['bytes'] / 1e6:.1f} MB)"
+            f"releases, {len(found['backups'])} backups to remove "
+            f"({human_bytes(found['bytes'])} to free)"
         )
     yield from run_script(RELEASE_TOOL, "cleanup", *args)

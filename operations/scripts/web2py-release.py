@@ -689,7 +689,7 @@ class Window:
         folder = Path(app.args.maintenance_dir)
         self.flag = folder / f"{app.name}.down"
         self.notice = folder / f"{app.name}.notify"
-        self.opened = False
+        self.opened, self.opened_at = False, 0.0
 
     def wait_for_notice(self) -> None:
         """Let a notice shown before the deploy (deploys/app_deploy.py puts it up) stay up for
@@ -711,7 +711,7 @@ class Window:
         self.wait_for_notice()
         self.flag.parent.mkdir(parents=True, exist_ok=True)
         self.flag.touch()
-        self.opened = True
+        self.opened, self.opened_at = True, time.monotonic()
         self.notice.unlink(missing_ok=True)
         log(f"{self.app.name}: down for maintenance ({why})")
         self.drain()
@@ -727,11 +727,14 @@ class Window:
             time.sleep(0.05)
         log(f"{self.app.name}: workers still busy after {self.app.args.drain_timeout:.0f}s")
 
-    def close(self) -> None:
-        if self.opened:
-            self.flag.unlink(missing_ok=True)
-            self.opened = False
-            log(f"{self.app.name}: up")
+    def close(self) -> float | None:
+        """Lift the window; the seconds the app answered 503 (None: it was not taken down)."""
+        if not self.opened:
+            return None
+        self.flag.unlink(missing_ok=True)
+        self.opened = False
+        log(f"{self.app.name}: up")
+        return time.monotonic() - self.opened_at
 
 
 def go_live(app: App, release: str, unpack, entry: dict, backup: bool = True, data=None) -> int:
@@ -791,7 +794,9 @@ def go_live(app: App, release: str, unpack, entry: dict, backup: bool = True, da
         )
         return EXIT_FAILED
     finally:
-        window.close()
+        down = window.close()
+        if down is not None:
+            entry["down_s"] = round(down, 2)  # for the audit log and the operator's report
 
 
 def take_backup(app: App, entry: dict) -> None:

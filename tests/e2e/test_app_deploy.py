@@ -481,7 +481,9 @@ def test_deploy_under_maintenance_notice_then_503_then_up(app):
     assert http_get(server.address, "/notes/default/health")[2].startswith(b"ok notes 8.0.0")
     assert server.run(f"ls {MDIR}").split().count("notes.down") == 0
     assert "notes.notify" not in server.run(f"ls {MDIR}")
-    assert json.loads(server.run(f"tail -n 1 {APPS_DIR}/notes/audit.jsonl"))["result"] == "ok"
+    entry = json.loads(server.run(f"tail -n 1 {APPS_DIR}/notes/audit.jsonl"))
+    assert entry["result"] == "ok" and 0 < entry["down_s"] < entry["duration_s"]
+    assert "notes: down for maintenance (503) for" in run.output
 
     again = deploy(app, **settings)  # nothing to deploy: no notice, no downtime
     assert again.returncode == 0 and again.totals["changed"] == 0, again.output[-3000:]

@@ -1,0 +1,45 @@
+"""The per-host report after a deploy, rollback or restore (from its audit line)."""
+
+from operations.web2py_app import human_bytes, report_lines
+
+
+def test_deploy_under_maintenance_reports_downtime_backup_and_undo():
+    entry = {
+        "action": "deploy", "result": "ok", "release": "R2", "duration_s": 4.26, "down_s": 2.04,
+        "backup": "notes.20261125T101500Z.zip",
+    }  # fmt: skip
+    lines = report_lines("web-1", "notes", "/var/backups/web2py", entry)
+    assert lines[0] == "web-1: notes: deploy ok, release R2, 4.3 s"
+    assert lines[1] == "web-1: notes: down for maintenance (503) for 2.0 s"
+    assert lines[2] == "web-1: notes: backup /var/backups/web2py/notes.20261125T101500Z.zip"
+    assert lines[3].endswith(
+        "--data restore_app=notes --data restore_backup=notes.20261125T101500Z.zip"
+    )
+    assert lines[4].endswith("deploys/rollback.py --data rollback_app=notes")
+
+
+def test_zero_downtime_deploy_says_nothing_about_maintenance():
+    lines = report_lines("web-1", "notes", "/b", {"action": "deploy", "result": "ok"})
+    assert not any("maintenance" in line for line in lines)
+
+
+def test_restore_with_data_names_its_source_and_how_to_undo_it():
+    entry = {
+        "action": "restore", "result": "ok", "release": "R3", "restored_from": "notes.A.zip",
+        "restore_data": True, "backup": "notes.B.zip", "down_s": 1.5,
+    }  # fmt: skip
+    lines = report_lines("web-1", "notes", "/b", entry)
+    assert lines[0] == "web-1: notes: restore ok, release R3 from notes.A.zip with its data"
+    assert lines[3].endswith("--data restore_backup=notes.B.zip --data restore_data=true")
+
+
+def test_rollback_names_where_it_came_from_and_offers_no_rollback_of_itself():
+    entry = {"action": "rollback", "result": "ok", "release": "R1", "from": "R2"}
+    lines = report_lines("web-1", "notes", "/b", entry)
+    assert lines == ["web-1: notes: rollback ok, release R1 (was R2)"]
+
+
+def test_human_bytes():
+    assert [human_bytes(n) for n in (0, 999, 1000, 2_500_000, 3e12)] == [
+        "0 B", "999 B", "1.0 kB", "2.5 MB", "3000.0 GB",
+    ]  # fmt: skip
