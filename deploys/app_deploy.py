@@ -14,20 +14,25 @@ from pyinfra.operations import python
 
 from operations import web2py_app
 from operations.app_config import deploy_config
-from operations.controller import app_package
+from operations.controller import app_delta, app_package
 from operations.dryrun import report_app_changes
 
 c = deploy_config(host.data, only=host.data.get("deploy_only"))
 
 for app in c.apps:
     package = app_package(app.path, app.package_mode, app.include, app.exclude)
-    report_app_changes(app.name, app.path, package, c.web2py_root, text_diffs=state.config.DIFF)
+    live_files = report_app_changes(
+        app.name, app.path, package, c.web2py_root, text_diffs=state.config.DIFF
+    )
+    # Only what the live release lacks travels, when that is smaller than the whole package.
+    delta = app_delta(package, live_files)
     released = web2py_app.release(
         name=f"Deploy app {app.name}",
         app=app,
         config=c,
-        package_path=str(package.path),
+        package_path=str(delta.path if delta else package.path),
         sha256=package.sha256,
+        delta_sha256=delta.sha256 if delta else "",
     )
     python.call(
         name=f"Report app {app.name}",

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
-from .packaging import Package, build_package
+from .packaging import Delta, Package, build_delta, build_package, manifest_sha256
 
 ADMIN_PASSWORD_ENV = "WEB2PY_ADMIN_PASSWORD"
 _prompted: dict[str, str] = {}
 _packages: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Package] = {}
+_deltas: dict[tuple[str, str], Delta | None] = {}
 _build_dir = Path(tempfile.mkdtemp(prefix="pyinfra-web2py-"))
 
 
@@ -54,3 +55,17 @@ def app_package(
         out = _build_dir / f"{app_dir.name}-{mode}-{len(_packages)}.tar.gz"
         _packages[key] = build_package(app_dir, out, mode=mode, include=include, exclude=exclude)
     return _packages[key]
+
+
+def app_delta(package: Package, live_files: dict[str, str] | None) -> Delta | None:
+    """The delta from a host's live release to ``package``, built once per distinct live
+    release; None when a whole package is as good (no live manifest, or not smaller)."""
+    if not live_files:
+        return None
+    key = (package.sha256, manifest_sha256(live_files))
+    if key not in _deltas:
+        out = _build_dir / f"{package.path.stem}-delta-{len(_deltas)}.tar.gz"
+        delta = build_delta(package, live_files, out)
+        smaller = delta.path.stat().st_size < package.path.stat().st_size
+        _deltas[key] = delta if smaller else None
+    return _deltas[key]

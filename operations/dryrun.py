@@ -8,7 +8,7 @@ from pathlib import Path
 from pyinfra import host, logger
 from pyinfra.facts.files import FileContents
 
-from .manifest import ManifestDiff, diff_manifests
+from .manifest import diff_manifests
 from .packaging import Package
 from .web2py_app import LiveManifest, LiveRelease
 
@@ -17,8 +17,10 @@ MAX_DIFF_BYTES = 256 * 1024
 
 def report_app_changes(
     app: str, app_dir: Path, package: Package, web2py_root: str, text_diffs: bool
-) -> ManifestDiff | None:
-    """Log what deploying ``package`` would change on the current host; None if nothing."""
+) -> dict[str, str] | None:
+    """Log what deploying ``package`` would change on the current host. Returns the live
+    release's manifest (the delta's base; {} without a release), or None if ``package`` is
+    live."""
     live = host.get_fact(LiveRelease, web2py_root=web2py_root, app=app)
     if live and live.get("sha256") == package.sha256:
         return None
@@ -31,7 +33,9 @@ def report_app_changes(
     if text_diffs:
         for name in diff.changed:
             _log_text_diff(app, app_dir, name, web2py_root)
-    return diff
+    # A delta needs a release to start from: a plain app folder (install time, fabfile) can
+    # carry a manifest too, but has no release to link unchanged files from.
+    return (current or {}) if live else {}
 
 
 def _log_text_diff(app: str, app_dir: Path, name: str, web2py_root: str) -> None:

@@ -15,6 +15,7 @@ import fnmatch
 import gzip
 import hashlib
 import io
+import json
 import tarfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ RUNTIME_DIRS = ("sessions", "errors", "cache")
 JUNK_DIRS = (".git", ".hg", ".svn", ".bzr", "__pycache__", "compiled", ".idea", ".vscode")
 JUNK_FILES = ("*~", "*.bak", "#*", ".#*", "*.pyc", "*.pyo", "*.swp", ".DS_Store")
 MANIFEST_NAME = ".pyinfra-web2py-manifest"
+DELTA_NAME = ".pyinfra-web2py-delta.json"
 FIXED_MTIME = 1_577_836_800  # 2020-01-01T00:00:00Z
 
 
@@ -105,14 +107,65 @@ def build_package(
             files[name] = hashlib.sha256(data).hexdigest()
             _add(tar, name, data)
         _add(tar, MANIFEST_NAME, manifest_text(files).encode())
+    _write_gzip(out_path, raw.getvalue())
+    digest = hashlib.sha256(out_path.read_bytes()).hexdigest()
+    return Package(path=out_path, sha256=digest, files=files)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What a server that runs the release ``base`` (its manifest) needs to rebuild a package:
+    the added and changed files, the removed names, and both manifests' sha256 to check the
+    result by (web2py-release.py deploy --delta-sha256)."""
+
+    path: Path
+    sha256: str
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+def build_delta(package: Package, base_files: dict[str, str], out_path: Path) -> Delta:
+    """Write a reproducible ``.tar.gz`` of the package's files that ``base_files`` lacks or
+    holds with other bytes, and a JSON description (``DELTA_NAME``)."""
+    changed = sorted(
+        name for name, digest in package.files.items() if base_files.get(name) != digest
+    )
+    removed = sorted(set(base_files) - set(package.files))
+    info = {
+        "format": 1,
+        "base_manifest_sha256": manifest_sha256(base_files),
+        "manifest_sha256": manifest_sha256(package.files),
+        "files": {name: package.files[name] for name in changed},
+        "removed": removed,
+    }
+    raw = io.BytesIO()
+    with (
+        tarfile.open(package.path) as source,
+        tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for name in changed:
+            member = source.extractfile(name)
+            data = member.read() if member else b""
+            if hashlib.sha256(data).hexdigest() != package.files[name]:
+                raise PackagingError(f"{package.path}: {name} does not match its manifest")
+            _add(tar, name, data)
+        _add(tar, DELTA_NAME, json.dumps(info, sort_keys=True).encode())
+    _write_gzip(out_path, raw.getvalue())
+    digest = hashlib.sha256(out_path.read_bytes()).hexdigest()
+    return Delta(path=out_path, sha256=digest, changed=tuple(changed), removed=tuple(removed))
+
+
+def manifest_sha256(files: dict[str, str]) -> str:
+    return hashlib.sha256(manifest_text(files).encode()).hexdigest()
+
+
+def _write_gzip(out_path: Path, data: bytes) -> None:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with (
         open(out_path, "wb") as out,
         gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz,
     ):
-        gz.write(raw.getvalue())
-    digest = hashlib.sha256(out_path.read_bytes()).hexdigest()
-    return Package(path=out_path, sha256=digest, files=files)
+        gz.write(data)
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

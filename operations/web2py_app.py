@@ -92,7 +92,9 @@ def _health_args(app: AppSettings) -> list[str]:
 
 
 @operation()
-def release(app: AppSettings, config: DeployConfig, package_path: str, sha256: str):
+def release(
+    app: AppSettings, config: DeployConfig, package_path: str, sha256: str, delta_sha256: str = ""
+):
     """
     Make a package the live release of an app: lock, backup, unpack, check, switch, reload.
 
@@ -100,6 +102,9 @@ def release(app: AppSettings, config: DeployConfig, package_path: str, sha256: s
     + config: the deploy settings (``operations.app_config.DeployConfig``)
     + package_path: the package on the controller (``operations.packaging.build_package``)
     + sha256: the package's sha256; an app whose live release holds it is a no-op
+    + delta_sha256: set when ``package_path`` is a delta from the live release
+      (``operations.packaging.build_delta``) rather than the whole package: its own sha256.
+      The server rebuilds the release from the live one and checks the result's manifest.
 
     Everything after the upload happens in one process on the server, under the app's lock
     (``web2py-release.py deploy``): a failed check or health check switches back and exits
@@ -121,7 +126,8 @@ def release(app: AppSettings, config: DeployConfig, package_path: str, sha256: s
     if live and live.get("sha256") == sha256:
         host.noop(f"{app.name}: release {live.get('release')} already holds {sha256[:12]}")
         return
-    remote = f"{config.cache_dir}/app-{app.name}-{sha256[:16]}.tar.gz"
+    kind = f"delta-{delta_sha256[:16]}" if delta_sha256 else "package"
+    remote = f"{config.cache_dir}/app-{app.name}-{sha256[:16]}-{kind}.tar.gz"
     if app.maintenance:
         yield from _prepare_window(app, config)
     yield StringCommand("install", "-d", "-m", "700", QuoteString(config.cache_dir))
@@ -135,6 +141,7 @@ def release(app: AppSettings, config: DeployConfig, package_path: str, sha256: s
         "--backups-dir", config.backups_dir, "--keep-backups", str(app.keep_backups),
         "--keep-releases", str(app.keep_releases), "--hooks", app.hooks,
         *_window_args(app, app.maintenance),
+        *(["--delta-sha256", delta_sha256] if delta_sha256 else []),
     )  # fmt: skip
 
 

@@ -43,6 +43,7 @@ import zipfile
 from pathlib import Path
 
 MANIFEST = ".pyinfra-web2py-manifest"
+DELTA = ".pyinfra-web2py-delta.json"
 REVISION = "REVISION"
 EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE = 1, 3, 2
 HEALTH_KEY_HEADER = "X-W2p-Health-Key"  # nginx-web2py.conf.j2 maps it; never passed to apps
@@ -252,9 +253,7 @@ class App:
                 data = zf.read(info)
                 target.write_bytes(data)
                 files[rel] = hashlib.sha256(data).hexdigest()
-        (staging / MANIFEST).write_text(
-            "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items()))
-        )
+        (staging / MANIFEST).write_text(manifest_text(files))
         return self.finish_release(staging, release, meta)
 
     def restore_data(self, zip_path: Path) -> None:
@@ -306,6 +305,58 @@ class App:
         for name, digest in manifest.items():
             if sha256_file(staging / name) != digest:
                 raise Failure(f"{self.name}: {name} does not match the package manifest")
+        return self.finish_release(staging, release, meta)
+
+    def unpack_delta(self, delta: Path, delta_sha: str, release: str, meta: dict) -> Path:
+        """A release rebuilt from the live one and a delta (operations/packaging.py
+        build_delta): unchanged files are hard links to the live release's (root-owned,
+        read-only, checked when it was deployed), the delta's files are checked one by one,
+        and the whole manifest must come out as the package's."""
+        if sha256_file(delta) != delta_sha:
+            raise Failure(f"{self.name}: delta {delta} does not have sha256 {delta_sha}")
+        live = self.live_release()
+        base = self.releases / live if live else None
+        if base is None or not (base / MANIFEST).is_file():
+            raise Failure(f"{self.name}: no live release to apply the delta to; run again")
+        base_files = parse_manifest((base / MANIFEST).read_text())
+        staging = self.releases / f".{release}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        with tarfile.open(delta) as tar:
+            members = tar.getmembers()
+            for member in members:
+                if (
+                    not member.isfile()
+                    or member.name.startswith("/")
+                    or ".." in member.name.split("/")
+                ):
+                    raise Failure(f"{self.name}: unsafe entry in delta: {member.name}")
+            described = tar.extractfile(DELTA)
+            info = json.loads(described.read()) if described else {}
+            if manifest_sha256(base_files) != info.get("base_manifest_sha256"):
+                raise Failure(
+                    f"{self.name}: the live release changed since this run looked at it; "
+                    "run the deploy again"
+                )
+            files = {n: d for n, d in base_files.items() if n not in set(info["removed"])}
+            files.update(info["files"])
+            if manifest_sha256(files) != info["manifest_sha256"]:
+                raise Failure(f"{self.name}: the delta does not rebuild the package's manifest")
+            tar.extractall(staging, members=[m for m in members if m.name != DELTA])  # noqa: S202
+        (staging / DELTA).unlink(missing_ok=True)
+        for name, digest in info["files"].items():
+            if sha256_file(staging / name) != digest:
+                raise Failure(f"{self.name}: {name} does not match the delta's manifest")
+        for name in files.keys() - info["files"].keys():
+            if name.split("/", 1)[0] in self.data_dirs:
+                continue  # data lives in shared/: these become links to it
+            target = staging / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(base / name, target)
+            except OSError:
+                shutil.copy2(base / name, target)
+        (staging / MANIFEST).write_text(manifest_text(files))
         return self.finish_release(staging, release, meta)
 
     def finish_release(self, staging: Path, release: str, meta: dict) -> Path:
@@ -618,6 +669,15 @@ def walk_files(root: Path):
             yield Path(dirpath) / name
 
 
+def manifest_text(files: dict[str, str]) -> str:
+    """The manifest's canonical form (operations/packaging.py writes the same)."""
+    return "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items()))
+
+
+def manifest_sha256(files: dict[str, str]) -> str:
+    return hashlib.sha256(manifest_text(files).encode()).hexdigest()
+
+
 def parse_manifest(text: str) -> dict[str, str]:
     files = {}
     for line in text.splitlines():
@@ -712,7 +772,6 @@ class Window:
         self.flag.parent.mkdir(parents=True, exist_ok=True)
         self.flag.touch()
         self.opened, self.opened_at = True, time.monotonic()
-        self.notice.unlink(missing_ok=True)
         log(f"{self.app.name}: down for maintenance ({why})")
         self.drain()
 
@@ -731,6 +790,9 @@ class Window:
         """Lift the window; the seconds the app answered 503 (None: it was not taken down)."""
         if not self.opened:
             return None
+        # The notice goes while the flag still holds, not when it went up: a request that
+        # passed the flag test just before would lose its notice and look like the app is up.
+        self.notice.unlink(missing_ok=True)
         self.flag.unlink(missing_ok=True)
         self.opened = False
         log(f"{self.app.name}: up")
@@ -828,6 +890,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             return 0
 
         def unpack() -> Path:
+            if args.delta_sha256:
+                return app.unpack_delta(Path(args.package), args.delta_sha256, release, meta)
             return app.unpack(Path(args.package), args.sha256, release, meta)
 
         return go_live(app, release, unpack, entry, backup=args.backup)
@@ -1045,6 +1109,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dirs", default="databases,uploads,sessions,errors,cache,private")
     p.add_argument("--package")
     p.add_argument("--sha256")
+    p.add_argument("--delta-sha256", default="")  # --package is a delta from the live release
     p.add_argument("--version", default="")
     p.add_argument("--who", default="unknown")
     p.add_argument("--backup", action=argparse.BooleanOptionalAction, default=True)

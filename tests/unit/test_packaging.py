@@ -100,3 +100,30 @@ def test_rejects_non_app_and_bad_mode(tmp_path):
         build_package(tmp_path / "empty", tmp_path / "x.tar.gz")
     with pytest.raises(PackagingError, match="package_mode"):
         select_files(tmp_path / "empty", mode="everything")
+
+
+def test_delta_carries_only_what_the_live_release_lacks(tmp_path):
+    import json
+
+    from operations.packaging import DELTA_NAME, build_delta, manifest_sha256
+
+    app = make_app(tmp_path / "app")
+    old = build_package(app, tmp_path / "old.tar.gz")
+    (app / "modules" / "util.py").write_text("X = 2\n")
+    (app / "models" / "new.py").write_text("n = 1\n")
+    (app / "cron" / "crontab").unlink()
+    new = build_package(app, tmp_path / "new.tar.gz")
+
+    delta = build_delta(new, old.files, tmp_path / "delta.tar.gz")
+    assert delta.changed == ("models/new.py", "modules/util.py")
+    assert delta.removed == ("cron/crontab",)
+    with tarfile.open(delta.path) as tar:
+        assert sorted(tar.getnames()) == [DELTA_NAME, "models/new.py", "modules/util.py"]
+        info = json.loads(tar.extractfile(DELTA_NAME).read())
+        assert tar.extractfile("modules/util.py").read() == b"X = 2\n"
+    assert info["base_manifest_sha256"] == manifest_sha256(old.files)
+    assert info["manifest_sha256"] == manifest_sha256(new.files)
+    assert info["files"] == {n: new.files[n] for n in delta.changed}
+    again = build_delta(new, old.files, tmp_path / "again.tar.gz")
+    assert again.sha256 == delta.sha256  # reproducible, like packages
+    assert delta.path.stat().st_size < new.path.stat().st_size

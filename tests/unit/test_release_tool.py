@@ -200,9 +200,9 @@ def test_window_goes_down_after_the_notice_and_comes_back_up(app, tmp_path, monk
     monkeypatch.setattr(tool.time, "sleep", slept.append)
     window.open("deploy")
     assert slept == [45.0]  # the rest of the notice period
-    assert window.flag.exists() and not window.notice.exists()
+    assert window.flag.exists() and window.notice.exists()  # the notice goes on the way up
     window.close()
-    assert not window.flag.exists()
+    assert not window.flag.exists() and not window.notice.exists()
 
 
 def test_window_leaves_an_app_the_operator_took_down_down(app, tmp_path):
@@ -289,3 +289,53 @@ def test_backup_snapshots_a_live_sqlite_database_and_skips_vanished_files(app, m
     rows = sqlite3.connect(copy).execute("select title from note").fetchall()
     assert rows == [("committed",)]
     assert not list(Path(app.args.backups_dir).glob(".sqlite-snapshot-*"))
+
+
+def live_release_from_package(app, tmp_path, files: dict[str, str]):
+    from operations.packaging import build_package
+
+    source = tmp_path / "src"
+    for name, text in files.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(text)
+    package = build_package(source, tmp_path / "p1.tar.gz")
+    app.base.mkdir(parents=True, exist_ok=True)
+    app.unpack(package.path, package.sha256, "r1", {"sha256": package.sha256})
+    os.symlink("releases/r1", app.current)
+    return source, package
+
+
+def test_delta_rebuilds_the_release_with_links_to_unchanged_files(app, tmp_path):
+    from operations.packaging import build_delta, build_package
+
+    files = {"controllers/default.py": "x = 1\n", "modules/a.py": "a\n", "modules/b.py": "b\n"}
+    source, old = live_release_from_package(app, tmp_path, files)
+    (source / "modules" / "a.py").write_text("a2\n")
+    (source / "modules" / "b.py").unlink()
+    new = build_package(source, tmp_path / "p2.tar.gz")
+    delta = build_delta(new, old.files, tmp_path / "d.tar.gz")
+
+    release = app.unpack_delta(delta.path, delta.sha256, "r2", {"sha256": new.sha256})
+    assert (release / "modules" / "a.py").read_text() == "a2\n"
+    assert not (release / "modules" / "b.py").exists()
+    unchanged = release / "controllers" / "default.py"
+    assert unchanged.stat().st_ino == (app.releases / "r1" / "controllers/default.py").stat().st_ino
+    assert tool.parse_manifest((release / tool.MANIFEST).read_text()) == new.files
+    assert (release / "databases").is_symlink()
+
+
+def test_delta_is_refused_on_another_base_or_with_a_bad_file(app, tmp_path):
+    from operations.packaging import build_delta, build_package
+
+    source, old = live_release_from_package(app, tmp_path, {"controllers/default.py": "x\n"})
+    (source / "modules").mkdir()
+    (source / "modules" / "a.py").write_text("a\n")
+    new = build_package(source, tmp_path / "p2.tar.gz")
+    elsewhere = {**old.files, "controllers/other.py": "0" * 64}
+    wrong_base = build_delta(new, elsewhere, tmp_path / "d1.tar.gz")
+    with pytest.raises(tool.Failure, match="live release changed"):
+        app.unpack_delta(wrong_base.path, wrong_base.sha256, "r2", {})
+    delta = build_delta(new, old.files, tmp_path / "d2.tar.gz")
+    with pytest.raises(tool.Failure, match="does not have sha256"):
+        app.unpack_delta(delta.path, "0" * 64, "r3", {})
+    assert sorted(p.name for p in app.releases.iterdir() if not p.name.startswith(".")) == ["r1"]
