@@ -10,7 +10,6 @@ limits a run to some of them. Each app's package is built once per run on the co
 
 from pyinfra import host
 from pyinfra.context import state
-from pyinfra.operations import python
 
 from operations import web2py_app
 from operations.app_config import deploy_config
@@ -34,10 +33,4 @@ for app in c.apps:
         sha256=package.sha256,
         delta_sha256=delta.sha256 if delta else "",
     )
-    python.call(
-        name=f"Report app {app.name}",
-        function=web2py_app.report_release,
-        app=app.name,
-        config=c,
-        _if=released.did_change,
-    )
+    web2py_app.report(released, app.name, c)

@@ -12,7 +12,6 @@ code is restored: data written since the backup stays.
 """
 
 from pyinfra import host, logger
-from pyinfra.operations import python
 
 from operations import web2py_app
 from operations.app_config import deploy_config
@@ -42,10 +41,4 @@ else:
         backup=str(backup),
         data=restore_data,
     )
-    python.call(
-        name=f"Report app {app.name}",
-        function=web2py_app.report_release,
-        app=app.name,
-        config=c,
-        _if=restored.did_change,
-    )
+    web2py_app.report(restored, app.name, c)

@@ -9,7 +9,6 @@ release that was live.
 """
 
 from pyinfra import host
-from pyinfra.operations import python
 
 from operations import web2py_app
 from operations.app_config import deploy_config
@@ -23,10 +22,4 @@ to = str(host.data.get("rollback_to") or "previous")
 rolled = web2py_app.rollback(
     name=f"Roll back app {app_name} to {to}", app=c.apps[0], config=c, to=to
 )
-python.call(
-    name=f"Report app {app_name}",
-    function=web2py_app.report_release,
-    app=str(app_name),
-    config=c,
-    _if=rolled.did_change,
-)
+web2py_app.report(rolled, str(app_name), c)

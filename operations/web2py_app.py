@@ -6,6 +6,8 @@ from dataclasses import replace
 
 from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.api.operation import OperationMeta
+from pyinfra.operations import python
 
 from .app_config import AppSettings, DeployConfig, data_dirs
 from .facts import parse_json, read_file_command
@@ -259,6 +261,18 @@ def report_release(app: str, config: DeployConfig) -> None:
     entry = host.get_fact(LastAudit, apps_dir=config.apps_dir, app=app) or {}
     for line in report_lines(host.name, app, config.backups_dir, entry):
         logger.info(line)
+
+
+def report(after: OperationMeta, app: str, config: DeployConfig) -> None:
+    """Queue the per-host report (:func:`report_release`) of a deploy, rollback or restore,
+    run only where ``after`` (that operation) changed something."""
+    python.call(
+        name=f"Report app {app}",
+        function=report_release,
+        app=app,
+        config=config,
+        _if=after.did_change,
+    )
 
 
 class Backups(FactBase[list[str]]):
