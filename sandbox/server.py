@@ -134,10 +134,15 @@ def boot(server: Server) -> int:
         "--register=no", "--keep-unit", f"--network-namespace-path=/run/netns/{server.netns}",
         "--console=read-only", "--resolv-conf=off", "--timezone=off",
     ]  # fmt: skip
+    # The container's systemd gets a pure cgroup v2 hierarchy, as on a real Debian 12 or Ubuntu
+    # 22.04+ server, also on a host with hybrid cgroups (v1 controllers). In hybrid mode its
+    # systemd logged "Failed to kill control group ...: Input/output error" on stops, and a
+    # start right after a stop failed now and then with status=219/CGROUP.
+    env = {**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}
     with console.open("w") as out:
         child = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd="/",
+            start_new_session=True, cwd="/", env=env,
         )  # fmt: skip
     return child.pid
 
