@@ -530,3 +530,27 @@ def test_restore_with_data_runs_with_the_app_down(app):
     assert watch.phases == ["up", "down", "up"], watch.phases
     entry = json.loads(server.run(f"tail -n 1 {APPS_DIR}/notes/audit.jsonl"))
     assert entry["action"] == "restore" and entry["restore_data"] and entry["result"] == "ok"
+
+
+def test_an_app_the_operator_took_down_is_deployed_and_stays_down(app):
+    server = app["server"]
+    down = pyinfra(
+        "deploys/maintenance.py", [server],
+        data={"maintenance_app": "notes", "maintenance_action": "down"},
+    )  # fmt: skip
+    assert down.returncode == 0, down.output[-3000:]
+    try:
+        set_version(app["dir"], "9.0.0")
+        run = deploy(app, maintenance=True, notice_seconds=30)
+        # no notice period (the app is down already), and the health check got through
+        assert run.returncode == 0 and "down for maintenance (503)" not in run.output, run.output
+        assert live(app)["version"] == live(app)["sha256"][:12]
+        assert http_get(server.address, "/notes/default/health")[0] == 503  # still down
+        assert "notes.notify" not in server.run(f"ls {MDIR}")
+    finally:
+        up = pyinfra(
+            "deploys/maintenance.py", [server],
+            data={"maintenance_app": "notes", "maintenance_action": "up"},
+        )  # fmt: skip
+    assert up.returncode == 0, up.output[-3000:]
+    assert http_get(server.address, "/notes/default/health")[2].startswith(b"ok notes 9.0.0")
