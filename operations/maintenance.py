@@ -471,11 +471,14 @@ def deploy_window(
     retry_after: int = 600,
     config_dir: str = "/etc/web2py",
     web2py_root: str = "/home/www-data/web2py",
+    staged_notice: str = "",
 ):
     """
     Get an app ready for a deploy or restore under maintenance: its 503 page in place and, if
-    a notice is given, the notice on its pages. The release tool then waits out the notice,
-    takes the app down (the ``.down`` flag), and lifts it when done (``--down``).
+    a notice is given, the notice staged for the release tool (``--notice-file``), which puts it
+    up when the deploy really starts, waits it out, takes the app down (the ``.down`` flag) and
+    lifts both when done (``--down``). A run that dies before the tool starts leaves nothing
+    visible.
 
     + app: the app's name
     + notice: the notice's text; empty: no notice (the app goes down without one)
@@ -483,6 +486,7 @@ def deploy_window(
     + retry_after: seconds, the 503's ``Retry-After`` header
     + config_dir: ``web2py_config_dir``
     + web2py_root: the web2py root
+    + staged_notice: where the notice waits for the release tool (in ``web2py_cache_dir``)
 
     An app that is already down gets no notice (it stays down; the release tool leaves it so),
     and a new app (not served yet) needs nothing.
@@ -494,6 +498,7 @@ def deploy_window(
         maintenance.deploy_window(
             name="notes: maintenance page and notice", app="notes",
             notice="Maintenance in one minute.", page_message="Back shortly.",
+            staged_notice="/var/cache/pyinfra-web2py/notice-notes.html",
         )
     """
     state = host.get_fact(MaintenanceState, config_dir=config_dir, app=app, web2py_root=web2py_root)
@@ -503,8 +508,8 @@ def deploy_window(
     check_host(state, app, "down", web2py_root)
     directory = maintenance_dir(config_dir)
     commands = _page_commands(state, directory, app, page_message, retry_after)
-    if notice and not state["down"]:
-        commands.extend(_put_text(render_notice(app, notice), f"{directory}/{app}.notify"))
+    if notice and staged_notice and not state["down"]:
+        commands.extend(_put_text(render_notice(app, notice), staged_notice))
     if not commands:
         host.noop(f"{app}: maintenance page in place")
         return

@@ -79,11 +79,16 @@ def _common_args(app: str, c: DeployConfig) -> list[str]:
     ]  # fmt: skip
 
 
-def _window_args(app: AppSettings, down: bool) -> list[str]:
+def _window_args(app: AppSettings, config: DeployConfig, down: bool) -> list[str]:
     """The release tool's maintenance window (see operations.maintenance.deploy_window)."""
     if not down:
         return ["--no-down"]
-    return ["--down", "--notice-seconds", str(app.notice_seconds)]
+    notice = ["--notice-file", _staged_notice(app, config)] if app.notice_seconds else []
+    return ["--down", "--notice-seconds", str(app.notice_seconds), *notice]
+
+
+def _staged_notice(app: AppSettings, config: DeployConfig) -> str:
+    return f"{config.cache_dir}/notice-{app.name}.html"
 
 
 def _health_args(app: AppSettings) -> list[str]:
@@ -130,9 +135,9 @@ def release(
         return
     kind = f"delta-{delta_sha256[:16]}" if delta_sha256 else "package"
     remote = f"{config.cache_dir}/app-{app.name}-{sha256[:16]}-{kind}.tar.gz"
+    yield StringCommand("install", "-d", "-m", "700", QuoteString(config.cache_dir))
     if app.maintenance:
         yield from _prepare_window(app, config)
-    yield StringCommand("install", "-d", "-m", "700", QuoteString(config.cache_dir))
     yield FileUploadCommand(package_path, remote)
     version = app.version or sha256[:12]
     backup = ["--backup"] if app.backup else ["--no-backup"]
@@ -142,17 +147,19 @@ def release(
         "--package", remote, "--sha256", sha256, "--version", version, *backup, *migrate,
         "--backups-dir", config.backups_dir, "--keep-backups", str(app.keep_backups),
         "--keep-releases", str(app.keep_releases), "--hooks", app.hooks,
-        *_window_args(app, app.maintenance),
+        *_window_args(app, config, app.maintenance),
         *(["--delta-sha256", delta_sha256] if delta_sha256 else []),
     )  # fmt: skip
 
 
 def _prepare_window(app: AppSettings, config: DeployConfig):
-    """The 503 page in place and the notice up (if any) before the release tool runs."""
+    """The 503 page in place and the notice staged (if any) before the release tool runs
+    (the cache dir exists)."""
     notice = app.notice_message if app.notice_seconds else ""
     yield from deploy_window._inner(
         app=app.name, notice=notice, page_message=app.down_message, retry_after=app.retry_after,
         config_dir=config.config_dir, web2py_root=config.web2py_root,
+        staged_notice=_staged_notice(app, config),
     )  # fmt: skip
 
 
@@ -320,12 +327,13 @@ def restore(app: AppSettings, config: DeployConfig, backup: str = "latest", data
     if not app.maintenance:
         app = replace(app, notice_seconds=0)  # down for the data swap only: no notice period
     if down:
+        yield StringCommand("install", "-d", "-m", "700", QuoteString(config.cache_dir))
         yield from _prepare_window(app, config)
     yield from run_script(
         RELEASE_TOOL, "restore", *_common_args(app.name, config), *_health_args(app),
         "--backups-dir", config.backups_dir, "--keep-backups", str(app.keep_backups),
         "--keep-releases", str(app.keep_releases), "--backup-name", backup, *flag,
-        *_window_args(app, down),
+        *_window_args(app, config, down),
     )  # fmt: skip
 
 

@@ -751,15 +751,29 @@ class Window:
         self.notice = folder / f"{app.name}.notify"
         self.opened, self.opened_at = False, 0.0
 
+    def show_notice(self) -> None:
+        """Put up the notice pyinfra staged (--notice-file), unless the app is down already.
+        Done here, once the deploy holds the lock and has something to do, so that a run that
+        never got this far leaves no notice behind; main() takes it down if we stop early."""
+        staged = Path(self.app.args.notice_file) if self.app.args.notice_file else None
+        if staged is None or not staged.is_file():
+            return
+        if not self.flag.exists() and self.app.web2py_link.exists():
+            temp = self.notice.with_name(f".{self.notice.name}.{os.getpid()}")
+            shutil.copyfile(staged, temp)
+            os.chmod(temp, 0o644)
+            os.replace(temp, self.notice)  # nginx reads the old or the new, never half
+            log(f"{self.app.name}: notice up for {self.app.args.notice_seconds:.0f}s")
+        staged.unlink(missing_ok=True)
+
     def wait_for_notice(self) -> None:
-        """Let a notice shown before the deploy (deploys/app_deploy.py puts it up) stay up for
-        --notice-seconds, counted from when it was written: preparing the release runs meanwhile."""
+        """Let the notice stay up for --notice-seconds, counted from when it went up: preparing
+        the release runs meanwhile."""
         try:
             until = self.notice.stat().st_mtime + self.app.args.notice_seconds
         except OSError:
             return
         if until > time.time():
-            log(f"{self.app.name}: notice shown; down in {until - time.time():.0f}s")
             time.sleep(max(0.0, until - time.time()))
 
     def open(self, why: str) -> None:
@@ -808,6 +822,8 @@ def go_live(app: App, release: str, unpack, entry: dict, backup: bool = True, da
     switched = False
     window = Window(app)
     try:
+        if app.args.down:
+            window.show_notice()
         release_dir = unpack()
         legacy = app.legacy_folder()
         if app.args.down or data or legacy:
@@ -1136,6 +1152,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--maintenance-dir", default="/etc/web2py/maintenance")
     p.add_argument("--down", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--notice-seconds", type=float, default=0)
+    p.add_argument("--notice-file", default="")  # the notice, staged by pyinfra
     p.add_argument("--drain-timeout", type=float, default=10)
     return p
 
@@ -1168,9 +1185,12 @@ def main(argv: list[str] | None = None) -> int:
         return code
     finally:
         if args.command in ("deploy", "restore") and args.down and code != EXIT_LOCKED:
-            # The notice this deploy put up must not outlive it (it ended before going down:
-            # nothing to deploy, a refused backup...). A deploy holding the lock keeps its own.
+            # The notice this deploy put up (or staged) must not outlive it (it ended before
+            # going down: a broken package, a refused backup...). A deploy holding the lock
+            # keeps its own, staged file included: both runs stage at the same path.
             (Path(args.maintenance_dir) / f"{args.app}.notify").unlink(missing_ok=True)
+            if args.notice_file:
+                Path(args.notice_file).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

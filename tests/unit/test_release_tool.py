@@ -245,14 +245,17 @@ def test_a_deploy_that_ends_early_takes_its_notice_down(app, tmp_path):
     maintenance = tmp_path / "maintenance"
     maintenance.mkdir()
     (maintenance / "notes.notify").write_text("<p>soon</p>")
+    staged = tmp_path / "notice-notes.html"
+    staged.write_text("<p>soon</p>")
     argv = [
         "restore", "--app", "notes", "--apps-dir", app.args.apps_dir,
         "--web2py-root", app.args.web2py_root, "--user", USER, "--group", USER,
         "--backups-dir", str(tmp_path / "empty"), "--backup-name", "latest",
         "--maintenance-dir", str(maintenance), "--down", "--notice-seconds", "30",
+        "--notice-file", str(staged),
     ]  # fmt: skip
     assert tool.main(argv) == tool.EXIT_FAILED  # no backups
-    assert not (maintenance / "notes.notify").exists()
+    assert not (maintenance / "notes.notify").exists() and not staged.exists()
 
 
 def test_backup_snapshots_a_live_sqlite_database_and_skips_vanished_files(app, monkeypatch):
@@ -339,3 +342,19 @@ def test_delta_is_refused_on_another_base_or_with_a_bad_file(app, tmp_path):
     with pytest.raises(tool.Failure, match="does not have sha256"):
         app.unpack_delta(delta.path, "0" * 64, "r3", {})
     assert sorted(p.name for p in app.releases.iterdir() if not p.name.startswith(".")) == ["r1"]
+
+
+def test_the_staged_notice_goes_up_only_when_the_deploy_starts(app, tmp_path):
+    window = window_app(app, tmp_path, notice_seconds=30)
+    staged = tmp_path / "cache-notice.html"
+    app.args.notice_file = str(staged)
+    staged.write_text("<p>soon</p>")
+    window.show_notice()
+    assert window.notice.read_text() == "<p>soon</p>" and not staged.exists()
+    assert oct(window.notice.stat().st_mode & 0o777) == "0o644"
+
+    window.notice.unlink()
+    staged.write_text("<p>soon</p>")
+    window.flag.touch()  # down already: the operator's page stays, no notice
+    window.show_notice()
+    assert not window.notice.exists() and not staged.exists()
