@@ -9,7 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
-from sandbox import net, procs
+from sandbox import cgroups, net, procs
 from sandbox.config import SSH_USER, Settings
 from sandbox.image import Image, apt_proxy_conf
 from sandbox.ssh import read_host_keys, sshd_answers
@@ -126,7 +126,7 @@ def _passwd_entry(root: Path, user: str) -> tuple[int, int, str]:
 # --- boot and stop ---------------------------------------------------------------------------
 
 
-def boot(server: Server) -> int:
+def boot(settings: Settings, server: Server) -> int:
     console = Path(server.log)
     console.parent.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -135,10 +135,13 @@ def boot(server: Server) -> int:
         "--console=read-only", "--resolv-conf=off", "--timezone=off",
     ]  # fmt: skip
     # The container's systemd gets a pure cgroup v2 hierarchy, as on a real Debian 12 or Ubuntu
-    # 22.04+ server, also on a host with hybrid cgroups (v1 controllers). In hybrid mode its
-    # systemd logged "Failed to kill control group ...: Input/output error" on stops, and a
-    # start right after a stop failed now and then with status=219/CGROUP.
-    env = {**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}
+    # 22.04+ server, also on a host with hybrid cgroups (v1 controllers); and a cgroup of its
+    # own (see sandbox/cgroups.py: without it, all servers shared one).
+    directories = cgroups.server_cgroups(settings.bridge, server.name)
+    cgroups.create(directories)
+    (Path(server.root).parent / "cgroups").write_text("".join(f"{d}\n" for d in directories))
+    argv, extra = cgroups.wrap(argv, directories)
+    env = {**os.environ, **extra, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}
     with console.open("w") as out:
         child = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -170,7 +173,7 @@ def start(settings: Settings, server: Server, public_key: str) -> Server:
     mount_overlay(settings, server, log)
     write_identity(settings, server, public_key, log)
     server.host_keys = read_host_keys(Path(server.root))
-    server.pid = boot(server)
+    server.pid = boot(settings, server)
     # The pid is recorded at once: a crash from here on still leaves it for `down`.
     (server_dir(settings, server.name) / "nspawn.pid").write_text(f"{server.pid}\n")
     wait_ready(server)
@@ -216,5 +219,13 @@ def remove(settings: Settings, server: Server) -> None:
     unmount(server.root, log)
     net.delete_netns(server.netns, server.veth, log)
     home = server_dir(settings, server.name)
+    try:
+        recorded = [Path(line) for line in (home / "cgroups").read_text().split()]
+    except OSError:
+        recorded = []
+    busy = cgroups.remove(recorded)
+    if busy:
+        with log.open("a") as out:
+            out.write(f"cgroups still in use, left: {busy}\n")
     if home.exists() and not mounted(str(home / "root")):
         shutil.rmtree(home)
