@@ -501,6 +501,10 @@ def deploy_window(
             staged_notice="/var/cache/pyinfra-web2py/notice-notes.html",
         )
     """
+    if notice and not staged_notice:
+        raise OperationError(
+            f"{app}: a notice needs staged_notice (where the release tool finds it)"
+        )
     state = host.get_fact(MaintenanceState, config_dir=config_dir, app=app, web2py_root=web2py_root)
     if not state["app"]:
         host.noop(f"{app} is not served yet: no maintenance window needed")
@@ -508,7 +512,7 @@ def deploy_window(
     check_host(state, app, "down", web2py_root)
     directory = maintenance_dir(config_dir)
     commands = _page_commands(state, directory, app, page_message, retry_after)
-    if notice and staged_notice and not state["down"]:
+    if notice and not state["down"]:
         commands.extend(_put_text(render_notice(app, notice), staged_notice))
     if not commands:
         host.noop(f"{app}: maintenance page in place")
