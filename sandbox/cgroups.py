@@ -47,13 +47,18 @@ def hierarchies(proc_cgroup: str, mountinfo: str) -> list[tuple[Path, str]]:
     return found
 
 
-def server_cgroups(sandbox: str, name: str) -> list[Path]:
-    """The directories of this server's cgroup, one per hierarchy; ``sandbox`` (its bridge)
-    keeps two sandboxes with the same server names apart."""
+def sandbox_cgroups(sandbox: str) -> list[Path]:
+    """The directories that hold one sandbox's servers, one per hierarchy; ``sandbox`` (its
+    bridge) keeps two sandboxes with the same server names apart."""
     found = hierarchies(
         Path("/proc/self/cgroup").read_text(), Path("/proc/self/mountinfo").read_text()
     )
-    return [point / path.strip("/") / PARENT / sandbox / name for point, path in found]
+    return [point / path.strip("/") / PARENT / sandbox for point, path in found]
+
+
+def server_cgroups(sandbox: str, name: str) -> list[Path]:
+    """The directories of this server's cgroup, one per hierarchy."""
+    return [directory / name for directory in sandbox_cgroups(sandbox)]
 
 
 def create(directories: list[Path]) -> None:

@@ -80,7 +80,7 @@ def leftovers(env) -> list[str]:
     found += [f"container pid {p}" for p in procs.container_inits_under(settings.state_dir)]
     conf = str(settings.cache_dir / "apt-cacher-ng" / settings.bridge / "etc")
     found += [f"apt-cacher-ng pid {p}" for p in procs.proxies_for(conf)]
-    found += [f"cgroup {d}" for d in cgroups.server_cgroups(settings.bridge, "") if d.exists()]
+    found += [f"cgroup {d}" for d in cgroups.sandbox_cgroups(settings.bridge) if d.exists()]
     if shutil.which("iptables"):
         rules = subprocess.run(["iptables", "-S"], capture_output=True, text=True).stdout
         if settings.firewall_tag in rules:
