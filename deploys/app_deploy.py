@@ -13,18 +13,22 @@ from pyinfra.context import state
 
 from operations import web2py_app
 from operations.app_config import deploy_config
-from operations.controller import app_delta, app_package
+from operations.controller import app_delta, app_package, auth_key_for, check_shared_files
 from operations.dryrun import report_app_changes
 
 c = deploy_config(host.data, only=host.data.get("deploy_only"))
 
 for app in c.apps:
     package = app_package(app.path, app.package_mode, app.include, app.exclude)
-    live_files = report_app_changes(
-        app.name, app.path, package, c.web2py_root, text_diffs=state.config.DIFF
-    )
+    # Refused here, on the controller, before anything changes on any host.
+    check_shared_files(app, package, c)
+    auth_key = auth_key_for(app, package, c)
+    live = report_app_changes(
+        app.name, app.path, package, c.web2py_root, text_diffs=state.config.DIFF,
+        appconfig=app.appconfig, shared=app.shared_files,
+    )  # fmt: skip
     # Only what the live release lacks travels, when that is smaller than the whole package.
-    delta = app_delta(package, live_files)
+    delta = app_delta(package, *live) if live else None
     released = web2py_app.release(
         name=f"Deploy app {app.name}",
         app=app,
@@ -32,5 +36,6 @@ for app in c.apps:
         package_path=str(delta.path if delta else package.path),
         sha256=package.sha256,
         delta_sha256=delta.sha256 if delta else "",
+        auth_key=auth_key,
     )
     web2py_app.report(released, app.name, c)

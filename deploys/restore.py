@@ -11,18 +11,23 @@ live with the same pre-switch check, chain reload and health check as a deploy. 
 code is restored: data written since the backup stays.
 """
 
+from dataclasses import replace
+
 from pyinfra import host, logger
 
 from operations import web2py_app
-from operations.app_config import deploy_config
-from operations.config import ConfigError, as_bool
-from operations.web2py_app import Backups
+from operations.app_config import deploy_config, recorded_app, run_overrides
+from operations.config import ConfigError, as_app_name, as_bool
+from operations.web2py_app import Backups, LiveRelease
 
 app_name = host.data.get("restore_app")
 if not app_name:
     raise ConfigError("restore_app: required, e.g. --data restore_app=notes")
-c = deploy_config(host.data, only=str(app_name))
-app = c.apps[0]
+as_app_name("restore_app", app_name)
+c = deploy_config(host.data, require_apps=False)
+# health check, hooks, retention and maintenance texts: as the live release's deploy recorded
+live = host.get_fact(LiveRelease, web2py_root=c.web2py_root, app=str(app_name))
+app = replace(recorded_app(str(app_name), live), **run_overrides(host.data))
 backup = host.data.get("restore_backup")
 restore_data = as_bool("restore_data", host.data.get("restore_data", False))
 

@@ -11,7 +11,7 @@ from pyinfra import host
 from pyinfra.operations import files, python
 
 from operations.app_config import deploy_config
-from operations.config import ConfigError
+from operations.config import ConfigError, as_app_name
 from operations.retrieve import retrieve_backup
 from operations.scripts import LOCAL_DIR, REMOTE_DIR
 from operations.web2py_app import RELEASE_TOOL
@@ -19,7 +19,8 @@ from operations.web2py_app import RELEASE_TOOL
 app_name = host.data.get("retrieve_app")
 if not app_name:
     raise ConfigError("retrieve_app: required, e.g. --data retrieve_app=notes")
-c = deploy_config(host.data, only=str(app_name))
+as_app_name("retrieve_app", app_name)
+c = deploy_config(host.data, require_apps=False)
 which = str(host.data.get("retrieve_backup") or "latest")
 if "/" in which:
     raise ConfigError(f"retrieve_backup: a backup file name, 'latest' or 'snapshot', got {which!r}")

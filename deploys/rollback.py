@@ -4,7 +4,8 @@
     pyinfra inventories/prod.py deploys/rollback.py --data rollback_app=notes \
         --data rollback_to=20261125T101500Z-9c1e2a3b4c5d
 
-Same zero-downtime chain reload and health check as a deploy; a failed health check keeps the
+Same zero-downtime chain reload and health check as a deploy (the one the target release's
+deploy recorded on the server: only the app's name is needed); a failed health check keeps the
 release that was live.
 """
 
@@ -12,14 +13,15 @@ from pyinfra import host
 
 from operations import web2py_app
 from operations.app_config import deploy_config
-from operations.config import ConfigError
+from operations.config import ConfigError, as_app_name
 
 app_name = host.data.get("rollback_app")
 if not app_name:
     raise ConfigError("rollback_app: required, e.g. --data rollback_app=notes")
-c = deploy_config(host.data, only=str(app_name))
+as_app_name("rollback_app", app_name)
+c = deploy_config(host.data, require_apps=False)
 to = str(host.data.get("rollback_to") or "previous")
 rolled = web2py_app.rollback(
-    name=f"Roll back app {app_name} to {to}", app=c.apps[0], config=c, to=to
+    name=f"Roll back app {app_name} to {to}", app=str(app_name), config=c, to=to
 )
 web2py_app.report(rolled, str(app_name), c)

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .app_files import (
+    APPCONFIG,
+    RenderedConfig,
+    Secret,
+    auth_key_setting,
+    recorded_settings,
+    render_appconfig,
+    shared_files,
+)
 from .config import (
     ConfigError,
     as_app_name,
@@ -32,6 +42,7 @@ APP_KEYS = {
     "keep_releases", "keep_backups", "backup", "hooks", "version", "migrate",
     "source", "repo", "ref", "subdir",
     "maintenance", "notice_seconds", "notice_message", "down_message", "retry_after",
+    "shared_files", "appconfig", "auth_key",
 }  # fmt: skip
 MAX_NOTICE_SECONDS = 3600
 
@@ -58,6 +69,18 @@ class AppSettings:
     notice_message: str = DEFAULT_MESSAGES["notify"]
     down_message: str = DEFAULT_MESSAGES["down"]
     retry_after: int = 600
+    # files kept on the server and linked into each release (operations/app_files.py), and
+    # whether the user declared them (then each must be provided) or they are the defaults
+    shared_files: tuple[str, ...] = ()
+    shared_declared: bool = False
+    appconfig: RenderedConfig | None = None  # private/appconfig.ini rendered from data
+    auth_key: Secret | None = None  # the auth key from the environment (auth_key setting)
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings a deploy leaves on the server for rollbacks and restores."""
+        fields = asdict(self)
+        fields["hooks"] = json.loads(self.hooks)
+        return recorded_settings(fields)
 
 
 @dataclass(frozen=True)
@@ -133,9 +156,17 @@ def app_settings(name: str, raw: Any) -> AppSettings:
         as_match(
             f"{key}.health_path", health_path, HEALTH_PATH, "a URL path like /app/default/health"
         )
+    declared, explicit = shared_files(f"{key}.shared_files", raw.get("shared_files"))
+    appconfig = render_appconfig(f"{key}.appconfig", raw.get("appconfig"), os.environ)
+    if appconfig:  # rendered into each release: not a shared file
+        declared = tuple(f for f in declared if f != APPCONFIG)
     return AppSettings(
         name=name,
         path=path,
+        shared_files=declared,
+        shared_declared=explicit,
+        appconfig=appconfig,
+        auth_key=auth_key_setting(f"{key}.auth_key", raw.get("auth_key"), os.environ),
         package_mode=mode,
         include=_patterns(f"{key}.include", raw.get("include")),
         exclude=_patterns(f"{key}.exclude", raw.get("exclude")),
@@ -161,18 +192,15 @@ def app_settings(name: str, raw: Any) -> AppSettings:
 def deploy_config(data: Any, only: Any = None, require_apps: bool = True) -> DeployConfig:
     """Check app_deploy data. ``only`` (data ``deploy_only``) limits the run to some apps."""
     apps_raw = data.get("deploy_apps") or {}
+    if isinstance(apps_raw, str):  # --data deploy_apps=... that pyinfra could not parse as JSON
+        try:
+            apps_raw = json.loads(apps_raw)
+        except ValueError as error:
+            raise ConfigError(f"deploy_apps: not valid JSON: {error}") from None
     if not isinstance(apps_raw, Mapping) or (require_apps and not apps_raw):
         raise ConfigError("deploy_apps: no apps to deploy; set {name: folder or settings}")
     apps = [app_settings(name, raw) for name, raw in sorted(apps_raw.items())]
-    # run-wide overrides: --data deploy_maintenance=true --data deploy_notice_seconds=0
-    overrides: dict[str, Any] = {}
-    if data.get("deploy_maintenance") not in (None, ""):
-        overrides["maintenance"] = as_bool("deploy_maintenance", data.get("deploy_maintenance"))
-    if data.get("deploy_notice_seconds") not in (None, ""):
-        overrides["notice_seconds"] = as_int(
-            "deploy_notice_seconds", data.get("deploy_notice_seconds"), 0, MAX_NOTICE_SECONDS
-        )
-    apps = [replace(a, **overrides) for a in apps]
+    apps = [replace(a, **run_overrides(data)) for a in apps]
     if only:
         wanted = [w for w in (only.split(",") if isinstance(only, str) else only) if w]
         missing = [w for w in wanted if w not in apps_raw]
@@ -198,6 +226,35 @@ def deploy_config(data: Any, only: Any = None, require_apps: bool = True) -> Dep
         ),
         who=f"{getpass.getuser()}@{socket.gethostname()}",
     )
+
+
+def run_overrides(data: Any) -> dict[str, Any]:
+    """Run-wide overrides of every app's settings: --data deploy_maintenance=true
+    --data deploy_notice_seconds=0."""
+    overrides: dict[str, Any] = {}
+    if data.get("deploy_maintenance") not in (None, ""):
+        overrides["maintenance"] = as_bool("deploy_maintenance", data.get("deploy_maintenance"))
+    if data.get("deploy_notice_seconds") not in (None, ""):
+        overrides["notice_seconds"] = as_int(
+            "deploy_notice_seconds", data.get("deploy_notice_seconds"), 0, MAX_NOTICE_SECONDS
+        )
+    return overrides
+
+
+def recorded_app(name: str, revision: Mapping[str, Any] | None) -> AppSettings:
+    """An app's settings as its live release's deploy recorded them (REVISION "settings"), for
+    rollback and restore: they need only the app's name. Defaults where nothing was recorded."""
+    as_app_name("app", name)
+    recorded = dict(dict(revision or {}).pop("settings", None) or {})
+    base = AppSettings(
+        name=name, path=Path("."), package_mode="code", include=(), exclude=(),
+        health_path=f"/{name}/default/index", health_status=200, health_text="",
+        keep_releases=5, keep_backups=10, backup=True, hooks="{}", version="", migrate=False,
+    )  # fmt: skip
+    if "hooks" in recorded:
+        recorded["hooks"] = json.dumps(recorded["hooks"] or {}, sort_keys=True)
+    known = recorded_settings(recorded)
+    return replace(base, **known)
 
 
 def data_dirs() -> str:

@@ -7,19 +7,30 @@ anything expensive or interactive lives here behind a cache keyed by its inputs.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from pyinfra import host
+from pyinfra.api import QuoteString, StringCommand
+from pyinfra.api.host import Host
+from pyinfra.context import state
+
+from .app_config import AppSettings, DeployConfig
+from .app_files import AUTH_KEY, HostFiles, Secret, auth_key_plan, missing_shared_files
 from .config import ConfigError
 from .packaging import Delta, Package, build_delta, build_package, manifest_sha256
+from .web2py_app import SharedFiles
 
 ADMIN_PASSWORD_ENV = "WEB2PY_ADMIN_PASSWORD"
 _prompted: dict[str, str] = {}
 _packages: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Package] = {}
-_deltas: dict[tuple[str, str], Delta | None] = {}
+_deltas: dict[tuple[str, str, tuple[str, ...]], Delta | None] = {}
+_host_files: dict[tuple[str, str], HostFiles] = {}
+_auth_keys: dict[str, tuple[str, Secret | None]] = {}
 _build_dir = Path(tempfile.mkdtemp(prefix="pyinfra-web2py-"))
 
 
@@ -57,15 +68,95 @@ def app_package(
     return _packages[key]
 
 
-def app_delta(package: Package, live_files: dict[str, str] | None) -> Delta | None:
+def app_delta(
+    package: Package, live_files: dict[str, str] | None, always: tuple[str, ...] = ()
+) -> Delta | None:
     """The delta from a host's live release to ``package``, built once per distinct live
-    release; None when a whole package is as good (no live manifest, or not smaller)."""
+    release; None when a whole package is as good (no live manifest, or not smaller).
+    ``always``: paths that travel even when unchanged (the live release's overlays)."""
     if not live_files:
         return None
-    key = (package.sha256, manifest_sha256(live_files))
+    key = (package.sha256, manifest_sha256(live_files), always)
     if key not in _deltas:
         out = _build_dir / f"{package.path.stem}-delta-{len(_deltas)}.tar.gz"
-        delta = build_delta(package, live_files, out)
+        delta = build_delta(package, live_files, out, always)
         smaller = delta.path.stat().st_size < package.path.stat().st_size
         _deltas[key] = delta if smaller else None
     return _deltas[key]
+
+
+def host_files(target: Host, app: str, c: DeployConfig) -> HostFiles:
+    """The ``SharedFiles`` fact of ``target``, fetched once per run (the auth-key plan needs
+    every host's, and each host's own deploy file asks again)."""
+    key = (target.name, app)
+    if key not in _host_files:
+        found = target.get_fact(
+            SharedFiles, apps_dir=c.apps_dir, web2py_root=c.web2py_root, app=app, user=c.user
+        )
+        _host_files[key] = found or HostFiles(frozenset(), frozenset(), None)
+    return _host_files[key]
+
+
+def check_shared_files(app: AppSettings, package: Package, c: DeployConfig) -> None:
+    """Refuse, before anything changes anywhere, a declared shared file that nothing provides
+    on the current host (Capistrano's deploy:check:linked_files)."""
+    if not app.shared_declared:
+        return
+    held = host_files(host, app.name, c)
+    for path in missing_shared_files(app.name, app.shared_files, package.files, held):
+        raise ConfigError(
+            f"deploy_apps[{app.name!r}].shared_files: {path} is missing on {host.name} and "
+            f"nothing provides it: put it at {c.apps_dir}/{app.name}/shared/files/{path}, "
+            "ship it in the app, or drop it from shared_files"
+        )
+
+
+def auth_key_for(app: AppSettings, package: Package, c: DeployConfig) -> Secret | None:
+    """The auth key to seed on the current host (None: it holds one, or the package seeds it).
+
+    Decided once per run for all of its hosts, so they end up with one and the same key
+    (``operations.app_files.auth_key_plan``); a key that only some hosts hold is read from one
+    of them (as the web2py user, never printed) and pushed to the others."""
+    if AUTH_KEY not in app.shared_files:
+        return None
+    if app.name not in _auth_keys:
+        hosts = {h.name: h for h in state.inventory.iter_activated_hosts()}
+        held = {name: host_files(h, app.name, c) for name, h in hosts.items()}
+        source, key = auth_key_plan(
+            f"deploy_apps[{app.name!r}].auth_key", package.files, held, app.auth_key
+        )
+        if source == "hosts" and not all(h.auth_key_sha256 for h in held.values()):
+            holder = next(name for name, h in sorted(held.items()) if h.auth_key_sha256)
+            key = _read_auth_key(hosts[holder], app.name, c, held[holder].auth_key_sha256)
+        _auth_keys[app.name] = (source, key)
+    if host_files(host, app.name, c).auth_key_sha256:
+        return None
+    return _auth_keys[app.name][1]
+
+
+_READ_KEY = r"""
+for key in "$1/$3/shared/files/private/auth.key" "$1/$3/shared/private/auth.key" \
+           "$2/applications/$3/private/auth.key"; do
+    if [ -f "$key" ] && [ ! -L "$key" ]; then exec timeout 5 cat < "$key"; fi
+done
+exit 1
+"""
+
+
+def _read_auth_key(holder: Host, app: str, c: DeployConfig, digest: str | None) -> Secret:
+    command = StringCommand(
+        "sh", "-c", QuoteString(_READ_KEY), "read-key",
+        QuoteString(c.apps_dir), QuoteString(c.web2py_root), QuoteString(app),
+    )  # fmt: skip
+    ok, output = holder.run_shell_command(
+        command, _sudo=True, _sudo_user=c.user, print_output=False, print_input=False
+    )
+    text = "\n".join(output.stdout_lines) if ok else ""
+    # the exact bytes the holder has (output lines lost a final newline, if there was one)
+    for candidate in (text, text + "\n"):
+        if text.strip() and hashlib.sha256(candidate.encode()).hexdigest() == digest:
+            return Secret(candidate)
+    raise ConfigError(
+        f"deploy_apps[{app!r}].auth_key: could not read {AUTH_KEY} from {holder.name} "
+        "to give the other hosts the same key; set auth_key"
+    )

@@ -1,8 +1,13 @@
 """Selective, reproducible packaging of a web2py app folder on the controller.
 
 ``code`` mode ships what a web2py app *is* (models, controllers, modules, views at any depth,
-static, languages, cron, top-level .py/ABOUT/LICENSE/routes files) and never its runtime data;
-``full`` mode ships everything but runtime scratch (sessions, errors, cache) and junk.
+static, languages, cron, private, top-level .py/ABOUT/LICENSE/routes files) and never its runtime
+data; ``full`` mode ships everything but runtime scratch (sessions, errors, cache) and junk.
+
+``private/`` is code and configuration in web2py apps (the welcome scaffold reads
+``private/appconfig.ini``, the examples app keeps its pages in ``private/content/``): it ships
+with every release. The few files that must live on the server instead (the app's ``shared_files``,
+e.g. ``private/auth.key``) are seeded from the package once and linked into each release there.
 
 The archive is reproducible: entries sorted, timestamps, owners and modes fixed, gzip header
 without a name or time. Same files in, same bytes and same sha256 out, so a server can tell
@@ -21,9 +26,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-CODE_DIRS = ("models", "controllers", "modules", "views", "static", "languages", "cron")
+CODE_DIRS = (
+    "models", "controllers", "modules", "views", "static", "languages", "cron", "private",
+)  # fmt: skip
 CODE_TOP_FILES = ("*.py", "ABOUT", "LICENSE", "routes.*", "__init__.py", "VERSION")
-DATA_DIRS = ("databases", "sessions", "errors", "cache", "uploads", "private")
+# Runtime data: never in a release, one copy per server under shared/, written by the app.
+DATA_DIRS = ("databases", "sessions", "errors", "cache", "uploads")
 RUNTIME_DIRS = ("sessions", "errors", "cache")
 JUNK_DIRS = (".git", ".hg", ".svn", ".bzr", "__pycache__", "compiled", ".idea", ".vscode")
 JUNK_FILES = ("*~", "*.bak", "#*", ".#*", "*.pyc", "*.pyo", "*.swp", ".DS_Store")
@@ -124,11 +132,18 @@ class Delta:
     removed: tuple[str, ...]
 
 
-def build_delta(package: Package, base_files: dict[str, str], out_path: Path) -> Delta:
+def build_delta(
+    package: Package, base_files: dict[str, str], out_path: Path, always: Iterable[str] = ()
+) -> Delta:
     """Write a reproducible ``.tar.gz`` of the package's files that ``base_files`` lacks or
-    holds with other bytes, and a JSON description (``DELTA_NAME``)."""
+    holds with other bytes, and a JSON description (``DELTA_NAME``). Names in ``always``
+    travel even when unchanged: the base release holds something else at that path (a link
+    to a shared file, a rendered config), so the server cannot take them from there."""
+    always = set(always)
     changed = sorted(
-        name for name, digest in package.files.items() if base_files.get(name) != digest
+        name
+        for name, digest in package.files.items()
+        if base_files.get(name) != digest or name in always
     )
     removed = sorted(set(base_files) - set(package.files))
     info = {

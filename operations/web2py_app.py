@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from io import BytesIO
 
 from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
@@ -10,11 +12,13 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import python
 
 from .app_config import AppSettings, DeployConfig, data_dirs
+from .app_files import AUTH_KEY, HostFiles, Secret
 from .facts import parse_json, read_file_command
 from .maintenance import deploy_window, maintenance_dir
 from .manifest import parse_manifest
 from .packaging import MANIFEST_NAME
 from .scripts import REMOTE_DIR, run_script
+from .secrets_upload import upload_secret
 
 RELEASE_TOOL = "web2py-release.py"
 
@@ -69,6 +73,63 @@ class AppLock(FactBase[dict | None]):
         return parse_json(output, garbage={"who": "?", "since": "?", "version": "?"})
 
 
+# Run as the web2py user: the old layouts' folders are the app's to write, so root never reads
+# through them here (a link planted there leads nowhere the app could not read itself).
+_SHARED_FILES_SCRIPT = r"""
+base=$1/$3 folder=$2/applications/$3
+list() { [ -d "$2" ] && [ ! -L "$2" ] && (cd "$2" && find . -type f) | sed "s|^\./|$1 $3|"; }
+list shared "$base/shared/files" ""
+list legacy "$base/shared/private" private/
+[ -L "$folder" ] || list legacy "$folder/private" private/
+for key in "$base/shared/files/private/auth.key" "$base/shared/private/auth.key" \
+           "$folder/private/auth.key"; do
+    if [ -f "$key" ] && [ ! -L "$key" ]; then
+        printf 'authkey %s\n' "$(timeout 5 sha256sum < "$key" | cut -c1-64)"; break
+    fi
+done
+true
+"""
+
+
+class SharedFiles(FactBase[HostFiles]):
+    """
+    What a host holds of an app's shared files: the paths in ``shared/files``, the private
+    files of the old layouts (``shared/private``, a plain app folder's ``private/``) and the
+    sha256 of its auth key (never the key).
+
+    .. code:: python
+
+        host.get_fact(SharedFiles, apps_dir="/srv/web2py-apps",
+                      web2py_root="/home/www-data/web2py", app="notes", user="www-data")
+    """
+
+    def command(self, apps_dir: str, web2py_root: str, app: str, user: str) -> StringCommand:
+        script = StringCommand(
+            "sh", "-c", QuoteString(_SHARED_FILES_SCRIPT), "shared-files",
+            QuoteString(apps_dir), QuoteString(web2py_root), QuoteString(app),
+        )  # fmt: skip
+        return StringCommand(
+            "if", "id", "-u", QuoteString(user), ">/dev/null", "2>&1;", "then",
+            "runuser", "-u", QuoteString(user), "--", script, ";", "fi",
+        )  # fmt: skip
+
+    def process(self, output: list[str]) -> HostFiles:
+        shared, legacy, key = set(), set(), None
+        for line in output:
+            kind, _, value = line.partition(" ")
+            if kind == "shared":
+                shared.add(value)
+            elif kind == "legacy":
+                legacy.add(value)
+            elif kind == "authkey" and len(value) == 64:
+                key = value
+        return HostFiles(frozenset(shared), frozenset(legacy), key)
+
+
+def empty_host_files() -> HostFiles:
+    return HostFiles(frozenset(), frozenset(), None)
+
+
 def _common_args(app: str, c: DeployConfig) -> list[str]:
     return [
         "--app", app, "--apps-dir", c.apps_dir, "--web2py-root", c.web2py_root,
@@ -100,18 +161,28 @@ def _health_args(app: AppSettings) -> list[str]:
 
 @operation()
 def release(
-    app: AppSettings, config: DeployConfig, package_path: str, sha256: str, delta_sha256: str = ""
+    app: AppSettings,
+    config: DeployConfig,
+    package_path: str,
+    sha256: str,
+    delta_sha256: str = "",
+    auth_key: Secret | None = None,
 ):
     """
     Make a package the live release of an app: lock, backup, unpack, check, switch, reload.
 
-    + app: the app's settings (``operations.app_config.AppSettings``)
+    + app: the app's settings (``operations.app_config.AppSettings``): with ``app.appconfig``
+      the release gets that ``private/appconfig.ini`` (uploaded root-only, never in argv);
+      ``app.shared_files`` are seeded where missing and linked into the release
     + config: the deploy settings (``operations.app_config.DeployConfig``)
     + package_path: the package on the controller (``operations.packaging.build_package``)
-    + sha256: the package's sha256; an app whose live release holds it is a no-op
+    + sha256: the package's sha256; an app whose live release holds it (and the same rendered
+      config) is a no-op
     + delta_sha256: set when ``package_path`` is a delta from the live release
       (``operations.packaging.build_delta``) rather than the whole package: its own sha256.
       The server rebuilds the release from the live one and checks the result's manifest.
+    + auth_key: the key to seed ``private/auth.key`` with where the host lacks one
+      (``operations.app_files.auth_key_plan``); a key the host holds is never replaced
 
     Everything after the upload happens in one process on the server, under the app's lock
     (``web2py-release.py deploy``): a failed check or health check switches back and exits
@@ -129,8 +200,9 @@ def release(
             package_path="/tmp/notes-code.tar.gz", sha256=package.sha256,
         )
     """
+    config_sha = app.appconfig.sha256 if app.appconfig else ""
     live = host.get_fact(LiveRelease, web2py_root=config.web2py_root, app=app.name)
-    if live and live.get("sha256") == sha256:
+    if live and (live.get("sha256"), live.get("config_sha256", "")) == (sha256, config_sha):
         host.noop(f"{app.name}: release {live.get('release')} already holds {sha256[:12]}")
         return
     kind = f"delta-{delta_sha256[:16]}" if delta_sha256 else "package"
@@ -139,6 +211,17 @@ def release(
     if app.maintenance:
         yield from _prepare_window(app, config)
     yield FileUploadCommand(package_path, remote)
+    staged: list[str] = []
+    if app.appconfig:
+        text, masked = f"{config.cache_dir}/appconfig-{app.name}.ini", ""
+        yield from upload_secret(app.appconfig.text.value.encode(), text, "root", "root")
+        masked = f"{config.cache_dir}/appconfig-{app.name}.masked"
+        yield FileUploadCommand(BytesIO(app.appconfig.masked.encode()), masked)
+        staged += ["--appconfig", text, "--appconfig-masked", masked, "--config-sha256", config_sha]
+    if auth_key:
+        key_path = f"{config.cache_dir}/auth-key-{app.name}"
+        yield from upload_secret(auth_key.value.encode(), key_path, "root", "root")
+        staged += ["--seed", f"{AUTH_KEY}={key_path}"]
     version = app.version or sha256[:12]
     backup = ["--backup"] if app.backup else ["--no-backup"]
     migrate = ["--migrate"] if app.migrate else ["--no-migrate"]
@@ -149,6 +232,8 @@ def release(
         "--keep-releases", str(app.keep_releases), "--hooks", app.hooks,
         *_window_args(app, config, app.maintenance),
         *(["--delta-sha256", delta_sha256] if delta_sha256 else []),
+        "--shared-files", ",".join(app.shared_files), *staged,
+        "--settings", json.dumps(app.recorded(), sort_keys=True),
     )  # fmt: skip
 
 
@@ -164,11 +249,11 @@ def _prepare_window(app: AppSettings, config: DeployConfig):
 
 
 @operation()
-def rollback(app: AppSettings, config: DeployConfig, to: str = "previous"):
+def rollback(app: str, config: DeployConfig, to: str = "previous"):
     """
     Switch an app back to an earlier release, with the same reload and health check.
 
-    + app: the app's settings
+    + app: the app's name; its health check is the one the target release's deploy recorded
     + config: the deploy settings
     + to: ``previous`` (by the release log, not by mtime) or a release id
 
@@ -176,15 +261,13 @@ def rollback(app: AppSettings, config: DeployConfig, to: str = "previous"):
 
     .. code:: python
 
-        web2py_app.rollback(name="Roll back notes", app=settings, config=config)
+        web2py_app.rollback(name="Roll back notes", app="notes", config=config)
     """
-    live = host.get_fact(LiveRelease, web2py_root=config.web2py_root, app=app.name)
+    live = host.get_fact(LiveRelease, web2py_root=config.web2py_root, app=app)
     if to != "previous" and live and live.get("release") == to:
-        host.noop(f"{app.name}: release {to} is already live")
+        host.noop(f"{app}: release {to} is already live")
         return
-    yield from run_script(
-        RELEASE_TOOL, "rollback", *_common_args(app.name, config), *_health_args(app), "--to", to,
-    )  # fmt: skip
+    yield from run_script(RELEASE_TOOL, "rollback", *_common_args(app, config), "--to", to)
 
 
 @operation()

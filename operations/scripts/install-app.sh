@@ -8,7 +8,18 @@ rm -rf "$staging"
 mkdir -p "$staging"
 tar -xzf "$package" -C "$staging" --no-same-owner
 mkdir -p "$app_dir"
-for data in databases sessions errors cache uploads private; do
+# private/ ships with the app (code and configuration); the server's own appconfig.ini and
+# auth.key, and files only the server has, are kept.
+if [ -d "$app_dir/private" ] && [ ! -L "$app_dir/private" ]; then
+    mkdir -p "$staging/private"
+    for kept in appconfig.ini auth.key; do
+        if [ -f "$app_dir/private/$kept" ] && [ ! -L "$app_dir/private/$kept" ]; then
+            cp -P "$app_dir/private/$kept" "$staging/private/$kept"
+        fi
+    done
+    cp -a -n "$app_dir/private/." "$staging/private/"
+fi
+for data in databases sessions errors cache uploads; do
     if [ -e "$app_dir/$data" ]; then
         rm -rf "$staging/$data"
         mv "$app_dir/$data" "$staging/$data"

@@ -12,8 +12,13 @@ half-done runs here, in one process, under one lock:
     nginx → on failure: switch back, reload, mark the release bad → [up] → audit line → unlock
 
 Layout of one app (APPS_DIR/APP):
-    releases/<id>/       code (root-owned, read-only to uWSGI) + symlinks to shared data
-    shared/<data dir>/   databases uploads sessions errors cache private: owned by the web2py user
+    releases/<id>/       code (root-owned, read-only to uWSGI; private/ readable by the web2py
+                         group only) + symlinks to shared data and shared files
+    shared/<data dir>/   databases uploads sessions errors cache: owned by the web2py user
+    shared/files/<path>  the app's shared files (e.g. private/auth.key): kept on the server,
+                         root-owned, readable by the web2py group, linked into every release
+    shared/private/      the old layout's private/ (before it shipped with releases): kept for
+                         releases made then; its files the package lacks were copied to files/
     current              symlink → releases/<id>: what web2py serves (applications/APP → current)
     release.log          "<utc> <release id> <event>" lines: the history rollback follows
     audit.jsonl          one JSON object per deploy, rollback or restore
@@ -34,6 +39,7 @@ import re
 import shutil
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import tarfile
@@ -45,8 +51,25 @@ from pathlib import Path
 MANIFEST = ".pyinfra-web2py-manifest"
 DELTA = ".pyinfra-web2py-delta.json"
 REVISION = "REVISION"
+MASKED_APPCONFIG = ".pyinfra-web2py-appconfig.masked"  # the rendered config, secrets masked
+APPCONFIG = "private/appconfig.ini"
+SHARED_FILES = "files"  # shared/files/<path>: the app's shared files
+LEGACY_PRIVATE = "private"  # shared/private: the old layout's private data dir
+PROVISIONAL = ".provisional"  # in shared/: made by attempts of an app that never went live
 EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE = 1, 3, 2
 HEALTH_KEY_HEADER = "X-W2p-Health-Key"  # nginx-web2py.conf.j2 maps it; never passed to apps
+
+
+# What a deploy records (REVISION "settings") for later rollbacks and restores, with the defaults
+# used when nothing was recorded (releases made before it was); health_path None: the app's index.
+RECORDED_DEFAULTS = {
+    "health_path": None,
+    "health_status": 200,
+    "health_text": "",
+    "hooks": "{}",
+    "keep_releases": 5,
+    "keep_backups": 10,
+}
 
 
 class Failure(Exception):
@@ -54,7 +77,8 @@ class Failure(Exception):
 
 
 def utc_stamp(now: float | None = None) -> str:
-    return dt.datetime.fromtimestamp(now or time.time(), dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    # dt.timezone.utc, not dt.UTC (3.11+): servers run Python 3.9 and newer
+    return dt.datetime.fromtimestamp(now or time.time(), dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
 def log(message: str) -> None:
@@ -80,8 +104,24 @@ class App:
         self.lock_dir = self.base / "lock"
         self.web2py_link = Path(args.web2py_root) / "applications" / self.name
         self.data_dirs: list[str] = args.data_dirs.split(",")
+        self.keep_backup: set[str] = set()  # never pruned (the backup a restore restores)
         self.uid = pwd.getpwnam(args.user).pw_uid
         self.gid = grp.getgrnam(args.group).gr_gid
+        # settings not given on the command line come from what a deploy recorded
+        self.unset = [key for key in RECORDED_DEFAULTS if getattr(args, key, None) is None]
+        self.apply_recorded(self.live_release())
+
+    def apply_recorded(self, release: str | None) -> None:
+        """Fill the settings the command line left out from those the deploy of ``release``
+        recorded in its REVISION (so a rollback or restore needs only the app's name)."""
+        recorded = self.revision(release).get("settings", {})
+        for key in self.unset:
+            value = recorded.get(key, RECORDED_DEFAULTS[key])
+            if key == "health_path" and value is None:
+                value = f"/{self.name}/default/index"
+            if key == "hooks" and not isinstance(value, str):
+                value = json.dumps(value or {}, sort_keys=True)
+            setattr(self.args, key, value)
 
     # --- state -------------------------------------------------------------------------
     def live_release(self) -> str | None:
@@ -194,7 +234,7 @@ class App:
         keep = self.args.keep_backups
         backups = Path(self.args.backups_dir)
         zips = sorted(backups.glob(f"{self.name}.*.zip"), key=lambda p: p.stat().st_mtime)
-        old = zips[:-keep] if keep > 0 else []
+        old = [p for p in (zips[:-keep] if keep > 0 else []) if p.name not in self.keep_backup]
         for path in [] if dry_run else old:
             path.unlink(missing_ok=True)
             Path(f"{path}.sha256").unlink(missing_ok=True)
@@ -347,9 +387,13 @@ class App:
         for name, digest in info["files"].items():
             if sha256_file(staging / name) != digest:
                 raise Failure(f"{self.name}: {name} does not match the delta's manifest")
+        overlays = set(self.revision(live).get("overlays", []))
         for name in files.keys() - info["files"].keys():
             if name.split("/", 1)[0] in self.data_dirs:
                 continue  # data lives in shared/: these become links to it
+            if name in overlays or (base / name).is_symlink():
+                # the live release holds a shared file's link or a rendered config there
+                raise Failure(f"{self.name}: the delta lacks {name}; run the deploy again")
             target = staging / name
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -360,7 +404,9 @@ class App:
         return self.finish_release(staging, release, meta)
 
     def finish_release(self, staging: Path, release: str, meta: dict) -> Path:
-        """Link shared data, write REVISION, make the code root-owned and read-only, publish."""
+        """Link shared data and shared files, put the rendered config in, write REVISION, make
+        the code root-owned and read-only (private/ readable by the web2py group only),
+        publish."""
         self.seed_shared(staging)
         for data in self.data_dirs:
             target = staging / data
@@ -369,14 +415,25 @@ class App:
                     target
                 ) if target.is_dir() and not target.is_symlink() else target.unlink()
             os.symlink(f"../../shared/{data}", target)
-        (staging / REVISION).write_text(
-            json.dumps({"release": release, **meta}, sort_keys=True) + "\n"
-        )
         for path in [staging, *staging.rglob("*")]:
             if path.is_symlink():
                 continue
-            os.chown(path, 0, 0)
-            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+            private = path.relative_to(staging).parts[:1] == ("private",)
+            os.chown(path, 0, self.gid if private else 0)
+            if path.is_dir():
+                os.chmod(path, 0o750 if private else 0o755)
+            else:
+                os.chmod(path, 0o640 if private else 0o644)
+        overlays = self.link_shared_files(staging)
+        if self.args.appconfig:
+            overlays.append(self.place_appconfig(staging))
+        (staging / REVISION).write_text(
+            json.dumps(
+                {"release": release, **meta, "overlays": sorted(set(overlays))}, sort_keys=True
+            )
+            + "\n"
+        )
+        os.chmod(staging / REVISION, 0o644)
         final = self.releases / release
         os.rename(staging, final)
         os.chmod(self.releases, 0o755)
@@ -391,7 +448,19 @@ class App:
         """Create missing shared data dirs, seeded from a full package. Dirs a plain app
         folder still holds are left to :meth:`adopt_legacy`, which copies them while the app
         is down (the folder is live: copied while it serves, writes made after would be lost)."""
+        if self.provisional():
+            # Nothing ever served from these: they hold what the checks of releases that never
+            # went live wrote (or a copy of a plain folder's data taken then, now stale). Start
+            # afresh, so a fixed app, or another package_mode, deploys as a first deploy does.
+            for name in [*self.data_dirs, SHARED_FILES]:
+                if (self.shared / name).is_symlink():
+                    (self.shared / name).unlink()
+                elif (self.shared / name).is_dir():
+                    shutil.rmtree(self.shared / name)
+            log(f"{self.name}: no release went live yet: shared data of earlier attempts reset")
         self.shared.mkdir(parents=True, exist_ok=True)
+        if not self.current.is_symlink():
+            (self.shared / PROVISIONAL).touch()
         legacy = self.legacy_folder()
         for data in self.data_dirs:
             shared = self.shared / data
@@ -404,6 +473,104 @@ class App:
             else:
                 shared.mkdir()
         self.fix_shared_modes()
+
+    def provisional(self) -> bool:
+        """True when the app never went live but an earlier attempt left shared/ behind."""
+        if self.current.is_symlink() or not self.shared.is_dir():
+            return False
+        if (self.shared / PROVISIONAL).exists():
+            return True
+        # attempts by tools older than the marker: a release log without a live release
+        history = self.history()
+        return bool(history) and not any(event == "live" for _, _, event in history)
+
+    def link_shared_files(self, staging: Path) -> list[str]:
+        """Seed the app's shared files where missing, then link every shared file into the
+        release (over the package's copy). Returns the linked paths.
+
+        A missing shared file is taken from the old layout (shared/private, or a plain app
+        folder's private/) first, as that is the server's own copy, else from a file pyinfra
+        staged (--seed), else from the package. When shared/files is new, the old layout's
+        private files that the package lacks are kept too: copied and reported, never lost."""
+        files_dir = self.shared / SHARED_FILES
+        first = not files_dir.is_dir()
+        make_root_dir(files_dir, self.gid)
+        legacy_dirs = self.legacy_private_dirs()
+        seeds = dict(seed.split("=", 1) for seed in self.args.seed or [])
+        declared = [f for f in (self.args.shared_files or "").split(",") if f]
+        rendered = {APPCONFIG} if self.args.appconfig else set()
+        for rel in declared:
+            if rel in rendered or lexists_below(files_dir, rel):
+                continue
+            found = None
+            for label, folder in legacy_dirs:
+                found = found or read_regular(folder, rel.split("/", 1)[1], label)
+            if found is None and rel in seeds:
+                found = read_regular(Path(seeds[rel]).parent, Path(seeds[rel]).name, "pyinfra")
+            if found is None:
+                found = read_regular(staging, rel, "the package")
+            if found is not None:
+                write_root_file(files_dir, rel, found[0], self.gid)
+                log(f"{self.name}: shared file {rel}: seeded from {found[1]}")
+        if first:
+            for label, folder in legacy_dirs:
+                for sub in regular_files(folder):
+                    rel = f"private/{sub}"
+                    if (staging / rel).exists() or lexists_below(files_dir, rel):
+                        continue
+                    found = read_regular(folder, sub, label)
+                    if found is not None:
+                        write_root_file(files_dir, rel, found[0], self.gid)
+                        log(
+                            f"{self.name}: kept {rel} from {label} (not in the package): now "
+                            f"a shared file; declare it in shared_files"
+                        )
+        linked = []
+        for rel in regular_files(files_dir):
+            if rel in rendered:
+                log(
+                    f"{self.name}: {rel} is rendered from the appconfig setting; shared copy unused"
+                )
+                continue
+            link = staging / rel
+            if link.is_dir() and not link.is_symlink():
+                log(f"{self.name}: shared file {rel} is a folder in the package: not linked")
+                continue
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            os.symlink(os.path.relpath(files_dir / rel, link.parent), link)
+            linked.append(rel)
+        return linked
+
+    def legacy_private_dirs(self) -> list[tuple[str, Path]]:
+        """Where the old layouts kept private/: shared/private (releases before private/
+        shipped with them) and a plain app folder's private/ (fabfile, install time)."""
+        found = []
+        old = self.shared / LEGACY_PRIVATE
+        if old.is_dir() and not old.is_symlink():
+            found.append(("shared/private", old))
+        plain = self.legacy_folder()
+        if plain and (plain / "private").is_dir() and not (plain / "private").is_symlink():
+            found.append((f"the app folder {plain}", plain / "private"))
+        return found
+
+    def place_appconfig(self, staging: Path) -> str:
+        """The config pyinfra rendered for this host (--appconfig, staged root-only) becomes
+        the release's private/appconfig.ini: readable by the web2py group, written by root."""
+        data = Path(self.args.appconfig).read_bytes()
+        target = staging / APPCONFIG
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chown(target.parent, 0, self.gid)
+        os.chmod(target.parent, 0o750)
+        if target.is_symlink() or target.exists():
+            target.unlink()  # never write through: it may be a link to a shared file
+        write_root_file(staging, APPCONFIG, data, self.gid)
+        masked = (
+            Path(self.args.appconfig_masked).read_bytes() if self.args.appconfig_masked else b""
+        )
+        write_root_file(staging, MASKED_APPCONFIG, masked, 0, mode=0o600)
+        return APPCONFIG
 
     def adopt_legacy(self) -> list[str]:
         """Copy a plain app folder's data into shared/ (the app must be down). Existing data
@@ -662,6 +829,95 @@ def write_sqlite_snapshot(zf: zipfile.ZipFile, path: Path, arcname: str, scratch
         os.unlink(temp)
 
 
+def make_root_dir(path: Path, gid: int) -> None:
+    """A folder root owns and the web2py group may read (never a link: refused)."""
+    if path.is_symlink():
+        raise Failure(f"{path} is a symbolic link: refused")
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, 0, gid)
+    os.chmod(path, 0o750)
+
+
+def _open_below(base: Path, rel: str) -> tuple[int, str]:
+    """A descriptor of ``rel``'s folder, reached from ``base`` without following a link at
+    any step (base included), and the last name. Raises OSError."""
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    parts = [p for p in rel.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        os.close(fd)
+        raise OSError(f"bad path {rel!r}")
+    try:
+        for part in parts[:-1]:
+            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+    except OSError:
+        os.close(fd)
+        raise
+    return fd, parts[-1]
+
+
+def read_regular(base: Path, rel: str, label: str) -> tuple[bytes, str] | None:
+    """The bytes of the regular file ``base/rel`` and ``label``, or None: links (at any
+    step), folders, FIFOs and devices are never followed or opened for reading, so a file
+    planted by the app user cannot make root read something else or block."""
+    try:
+        dir_fd, name = _open_below(base, rel)
+    except OSError:
+        return None
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return None
+    finally:
+        os.close(dir_fd)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        return f.read(), label
+
+
+def lexists_below(base: Path, rel: str) -> bool:
+    try:
+        dir_fd, name = _open_below(base, rel)
+    except OSError:
+        return False
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(dir_fd)
+
+
+def write_root_file(base: Path, rel: str, data: bytes, gid: int, mode: int = 0o640) -> None:
+    """Write ``base/rel`` (root:gid, ``mode``) atomically; missing folders are made root's,
+    readable by ``gid`` (0750)."""
+    target = base / rel
+    for parent in reversed(list(target.relative_to(base).parents)[:-1]):
+        make_root_dir(base / parent, gid)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        os.fchown(f.fileno(), 0, gid)
+        os.fchmod(f.fileno(), mode)
+    os.replace(temp, target)
+
+
+def regular_files(root: Path) -> list[str]:
+    """Relative paths of the regular files under ``root``, sorted; links are not followed."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath) / name
+            if stat.S_ISREG(path.lstat().st_mode):
+                found.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
 def walk_files(root: Path):
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames.sort()
@@ -846,6 +1102,7 @@ def go_live(app: App, release: str, unpack, entry: dict, backup: bool = True, da
         app.health_through_nginx()
         app.hooks("after_switch", release_dir)
         app.record(release, "live")
+        (app.shared / PROVISIONAL).unlink(missing_ok=True)  # its data is the app's now
         removed = app.prune_releases()
         entry["result"] = "ok"
         log(
@@ -883,10 +1140,20 @@ def take_backup(app: App, entry: dict) -> None:
         log(f"{app.name}: backup {app.args.backups_dir}/{entry['backup']}")
 
 
+def seed_paths(args: argparse.Namespace) -> list[str]:
+    return [seed.split("=", 1)[1] for seed in args.seed or [] if "=" in seed]
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     app = App(args)
     started = time.time()
-    meta = {"sha256": args.sha256, "version": args.version, "who": args.who}
+    meta = {
+        "sha256": args.sha256,
+        "version": args.version,
+        "who": args.who,
+        "config_sha256": args.config_sha256,
+        "settings": json.loads(args.settings or "{}"),
+    }
     meta["when"] = utc_stamp(started)
     release = f"{utc_stamp(started)}-{args.sha256[:12]}"
     entry = {
@@ -900,7 +1167,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     }
     app.acquire(args.version)
     try:
-        if app.revision(app.live_release()).get("sha256") == args.sha256:
+        live = app.revision(app.live_release())
+        if (live.get("sha256"), live.get("config_sha256", "")) == (
+            args.sha256,
+            args.config_sha256,
+        ):
             log(f"{app.name}: the live release already holds {args.sha256[:12]}")
             entry["result"] = "unchanged"
             return 0
@@ -919,7 +1190,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         if "result" in entry:
             app.audit(entry)
         app.release_lock()
-        Path(args.package).unlink(missing_ok=True)
+        for staged in [args.package, args.appconfig, args.appconfig_masked, *seed_paths(args)]:
+            if staged:
+                Path(staged).unlink(missing_ok=True)
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
@@ -928,9 +1201,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
     started = time.time()
     zip_path = app.verified_backup(args.backup_name)
     name = zip_path.name
+    app.keep_backup.add(name)  # the restore's own fresh backup must not prune it
     digest = sha256_file(zip_path)
     release = f"{utc_stamp(started)}-restore-{digest[:8]}"
-    meta = {"sha256": f"restore:{digest}", "version": f"restored from {name}", "who": args.who}
+    meta = {
+        "sha256": f"restore:{digest}",
+        "version": f"restored from {name}",
+        "who": args.who,
+        "settings": app.revision(app.live_release()).get("settings", {}),
+    }
     meta["when"] = utc_stamp(started)
     entry = {
         "action": "restore",
@@ -976,6 +1255,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     if target == live:
         log(f"{app.name}: release {target} is already live")
         return 0
+    app.apply_recorded(target)  # the target's own health check
     entry = {
         "action": "rollback",
         "who": args.who,
@@ -1122,7 +1402,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--web2py-root")
     p.add_argument("--user", default="www-data")
     p.add_argument("--group", default="www-data")
-    p.add_argument("--data-dirs", default="databases,uploads,sessions,errors,cache,private")
+    p.add_argument("--data-dirs", default="databases,sessions,errors,cache,uploads")
     p.add_argument("--package")
     p.add_argument("--sha256")
     p.add_argument("--delta-sha256", default="")  # --package is a delta from the live release
@@ -1130,16 +1410,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--who", default="unknown")
     p.add_argument("--backup", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--backups-dir", default="/var/backups/web2py")
-    p.add_argument("--keep-backups", type=int, default=10)
-    p.add_argument("--keep-releases", type=int, default=5)
-    p.add_argument("--health-path", default="")
-    p.add_argument("--health-status", type=int, default=200)
-    p.add_argument("--health-text", default="")
+    # None: as recorded by the live release's deploy (RECORDED_DEFAULTS)
+    p.add_argument("--keep-backups", type=int)
+    p.add_argument("--keep-releases", type=int)
+    p.add_argument("--health-path")  # "": no health check
+    p.add_argument("--health-status", type=int)
+    p.add_argument("--health-text")
     p.add_argument("--health-port", type=int, default=443)
     p.add_argument("--check-timeout", type=float, default=30)
     p.add_argument("--reload-timeout", type=float, default=60)
     p.add_argument("--hook-timeout", type=float, default=300)
-    p.add_argument("--hooks", default="")
+    p.add_argument("--hooks")
+    p.add_argument("--settings", default="")  # JSON: recorded in REVISION for later runs
+    p.add_argument("--config-sha256", default="")  # of the rendered appconfig ("": none)
+    p.add_argument("--appconfig", default="")  # the rendered appconfig.ini, staged root-only
+    p.add_argument("--appconfig-masked", default="")  # the same with its secrets masked
+    p.add_argument("--shared-files", default="")  # comma-separated paths in the app
+    p.add_argument("--seed", action="append", default=[])  # PATH=STAGED: a shared file's seed
     p.add_argument("--migrate", action=argparse.BooleanOptionalAction, default=False)
     p.add_argument("--fifo", default="/run/web2py/uwsgi.fifo")
     p.add_argument("--stats", default="/run/web2py/stats.sock")

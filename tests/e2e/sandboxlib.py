@@ -112,9 +112,10 @@ def pyinfra(
     env: dict[str, str] | None = None,
     extra: list[str] | None = None,
     timeout: float = PYINFRA_TIMEOUT,
+    inventory: str = "inventories/sandbox.py",
 ) -> Run:
     """Run a deploy with real pyinfra over SSH against sandbox servers, bounded in time."""
-    args = [str(PYINFRA), "-y", "inventories/sandbox.py", deploy, *(extra or [])]
+    args = [str(PYINFRA), "-y", inventory, deploy, *(extra or [])]
     for key, value in (data or {}).items():
         args += ["--data", f"{key}={value}"]
     full_env = {**os.environ, "W2P_SANDBOX_HOSTS": ",".join(h.name for h in hosts), **(env or {})}

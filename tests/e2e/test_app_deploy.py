@@ -19,7 +19,7 @@ from .sandboxlib import ROOT, http_get, pyinfra
 APPS_DIR = "/srv/web2py-apps"
 SHARED_DATA = (
     f"cd {APPS_DIR}/notes/shared && "
-    "find databases uploads private -type f | sort | xargs -r sha256sum"
+    "find databases uploads files -type f | sort | xargs -r sha256sum"
 )
 
 

@@ -42,7 +42,8 @@ def make_app(root):
     return root
 
 
-def test_code_mode_ships_code_only(tmp_path):
+def test_code_mode_ships_code_and_private_but_no_data(tmp_path):
+    # private/ is code and configuration in web2py apps (appconfig.ini, the examples' content)
     app = make_app(tmp_path / "app")
     assert select_files(app) == [
         "ABOUT",
@@ -53,6 +54,7 @@ def test_code_mode_ships_code_only(tmp_path):
         "languages/fr.py",
         "models/db.py",
         "modules/util.py",
+        "private/secret.txt",
         "routes.example.py",
         "static/css/app.css",
         "views/default/api.json",

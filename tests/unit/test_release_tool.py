@@ -4,6 +4,7 @@ import importlib.util
 import itertools
 import json
 import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -358,3 +359,133 @@ def test_the_staged_notice_goes_up_only_when_the_deploy_starts(app, tmp_path):
     window.flag.touch()  # down already: the operator's page stays, no notice
     window.show_notice()
     assert not window.notice.exists() and not staged.exists()
+
+
+def shop_files() -> dict[str, str]:
+    return {
+        "controllers/default.py": "x = 1\n",
+        "private/appconfig.ini": "[app]\nenvironment = development\n",
+        "private/content/en/what.markmin": "# What v1\n",
+    }
+
+
+def test_private_ships_with_the_release_and_shared_files_are_seeded_once(app, tmp_path):
+    app.args.shared_files = "private/appconfig.ini,private/auth.key"
+    source, _ = live_release_from_package(app, tmp_path, shop_files())
+    r1 = app.releases / "r1"
+    # code: root-owned, readable by the web2py group only; the shared file is a link
+    content = r1 / "private" / "content" / "en" / "what.markmin"
+    assert content.read_text() == "# What v1\n" and not content.is_symlink()
+    assert oct(content.stat().st_mode & 0o777) == "0o640"
+    config = r1 / "private" / "appconfig.ini"
+    assert config.is_symlink() and "development" in config.read_text()
+    seeded = app.shared / "files" / "private" / "appconfig.ini"
+    assert oct(seeded.stat().st_mode & 0o777) == "0o640"
+    assert json.loads((r1 / tool.REVISION).read_text())["overlays"] == ["private/appconfig.ini"]
+    assert not (app.shared / "files" / "private" / "auth.key").exists()  # nothing to seed from
+    # the server's copy is kept from then on; a new package's copy does not replace it
+    seeded.write_text("[app]\nenvironment = production\n")
+    (source / "private" / "appconfig.ini").write_text("[app]\nenvironment = changed\n")
+    from operations.packaging import build_package
+
+    new = build_package(source, tmp_path / "p2.tar.gz")
+    r2 = app.unpack(new.path, new.sha256, "r2", {"sha256": new.sha256})
+    assert "production" in (r2 / "private" / "appconfig.ini").read_text()
+
+
+def test_a_staged_auth_key_seeds_only_a_host_without_one(app, tmp_path):
+    app.args.shared_files = "private/auth.key"
+    staged = tmp_path / "auth-key-notes"
+    staged.write_text("sha512:pushed")
+    app.args.seed = [f"private/auth.key={staged}"]
+    live_release_from_package(app, tmp_path, shop_files())
+    key = app.releases / "r1" / "private" / "auth.key"
+    assert key.is_symlink() and key.read_text() == "sha512:pushed"
+
+
+def test_the_old_layouts_private_files_are_kept_not_lost(app, tmp_path, capsys):
+    # before: private/ was a data dir (shared/private), auth.key written there by web2py
+    old = app.shared / "private"
+    (old / "content" / "en").mkdir(parents=True)
+    (old / "auth.key").write_text("sha512:old-key")
+    (old / "appconfig.ini").write_text("[app]\nenvironment = server\n")
+    (old / "content" / "en" / "what.markmin").write_text("# stale\n")
+    (old / "uploaded-by-app.txt").write_text("runtime")
+    os.symlink("/etc/shadow", old / "planted")  # never followed
+    app.args.shared_files = "private/appconfig.ini,private/auth.key"
+    live_release_from_package(app, tmp_path, shop_files())
+    r1 = app.releases / "r1" / "private"
+    assert (r1 / "auth.key").read_text() == "sha512:old-key"
+    assert "server" in (r1 / "appconfig.ini").read_text()  # the server's copy wins
+    assert (r1 / "content" / "en" / "what.markmin").read_text() == "# What v1\n"  # the package's
+    assert (r1 / "uploaded-by-app.txt").read_text() == "runtime"  # kept, linked, reported
+    assert (
+        not (r1 / "planted").exists()
+        and not (app.shared / "files" / "private" / "planted").exists()
+    )
+    assert "kept private/uploaded-by-app.txt from shared/private" in capsys.readouterr().out
+    assert (old / "auth.key").exists()  # the old folder stays for releases made before
+
+
+def test_a_rendered_appconfig_is_part_of_the_release(app, tmp_path):
+    staged, masked = tmp_path / "appconfig.ini", tmp_path / "appconfig.masked"
+    staged.write_text("[db]\nuri = postgres://shop:s3cret@db/shop\n")
+    masked.write_text("[db]\nuri = postgres://shop:********@db/shop\n")
+    app.args.appconfig, app.args.appconfig_masked = str(staged), str(masked)
+    app.args.shared_files = "private/auth.key"
+    live_release_from_package(app, tmp_path, shop_files())
+    config = app.releases / "r1" / "private" / "appconfig.ini"
+    assert not config.is_symlink() and "s3cret" in config.read_text()
+    assert oct(config.stat().st_mode & 0o777) == "0o640"
+    twin = app.releases / "r1" / tool.MASKED_APPCONFIG
+    assert "********" in twin.read_text() and oct(twin.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_first_deploy_that_never_went_live_leaves_nothing_in_the_way(app, tmp_path):
+    from operations.packaging import build_package
+
+    shutil.rmtree(app.web2py_link)  # a new app, not a plain folder to adopt
+    source = tmp_path / "src"
+    for name, text in {**shop_files(), "databases/storage.sqlite": "SEED"}.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(text)
+    app.args.shared_files = "private/appconfig.ini"
+    code = build_package(source, tmp_path / "code.tar.gz")
+    app.unpack(code.path, code.sha256, "r1", {})  # attempt 1 (code mode): fails later
+    app.record("r1", "failed")
+    (app.shared / "databases" / "junk-of-the-check").write_text("x")
+    (app.shared / "files" / "private" / "appconfig.ini").write_text("stale seed")
+    full = build_package(source, tmp_path / "full.tar.gz", mode="full")
+    app.unpack(full.path, full.sha256, "r2", {})  # attempt 2 (full mode) seeds afresh
+    assert sorted(p.name for p in (app.shared / "databases").iterdir()) == ["storage.sqlite"]
+    assert "development" in (app.shared / "files" / "private" / "appconfig.ini").read_text()
+
+
+def test_rollback_and_restore_use_the_recorded_settings(app, tmp_path):
+    def args():
+        return tool.parser().parse_args(
+            ["rollback", "--app", "notes", "--apps-dir", app.args.apps_dir,
+             "--web2py-root", app.args.web2py_root, "--user", USER, "--group", USER]
+        )  # fmt: skip
+
+    settings = {"health_path": "/notes/default/health", "health_text": "ok", "keep_releases": 7}
+    live_release_from_package(app, tmp_path, {"controllers/default.py": "x\n"})
+    revision = app.releases / "r1" / tool.REVISION
+    revision.write_text(json.dumps({"release": "r1", "settings": settings}))
+    recorded = tool.App(args())
+    assert recorded.args.health_path == "/notes/default/health"
+    assert recorded.args.health_text == "ok" and recorded.args.keep_releases == 7
+    assert recorded.args.health_status == 200 and recorded.args.hooks == "{}"
+    revision.write_text(json.dumps({"release": "r1"}))  # a release from before: defaults
+    assert tool.App(args()).args.health_path == "/notes/default/index"
+
+
+def test_a_restore_never_prunes_the_backup_it_restores(app, monkeypatch):
+    stamps = iter(f"2026112{i}T000000Z" for i in range(5))
+    monkeypatch.setattr(tool, "utc_stamp", lambda now=None: next(stamps))
+    app.args.keep_backups = 1
+    first = app.backup()
+    os.utime(Path(app.args.backups_dir) / first, (1000, 1000))
+    app.keep_backup.add(first)
+    app.backup()
+    assert (Path(app.args.backups_dir) / first).exists()
