@@ -14,7 +14,10 @@ from pyinfra.context import state
 from operations import web2py_app
 from operations.app_config import deploy_config
 from operations.controller import app_delta, app_package, auth_key_for, check_shared_files
+from operations.data_keys import check_data_keys
 from operations.dryrun import report_app_changes
+
+check_data_keys()  # a misspelt --data key is refused, not ignored
 
 c = deploy_config(host.data, only=host.data.get("deploy_only"))
 

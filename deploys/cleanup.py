@@ -13,6 +13,9 @@ from pyinfra import host
 from operations import web2py_app
 from operations.app_config import deploy_config
 from operations.config import as_int
+from operations.data_keys import check_data_keys
+
+check_data_keys()  # a misspelt --data key is refused, not ignored
 
 c = deploy_config(host.data, only=host.data.get("deploy_only"))
 days = as_int("cleanup_days", host.data.get("cleanup_days", 30), 0, 36500)

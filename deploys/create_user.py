@@ -13,7 +13,10 @@ from pyinfra import host
 from pyinfra.operations import files, server
 
 from operations import accounts
+from operations.data_keys import check_data_keys
 from operations.users import sudoers_rules, user_config
+
+check_data_keys()  # a misspelt --data key is refused, not ignored
 
 password = host.data.get("deploy_user_password") or os.environ.get("DEPLOY_USER_PASSWORD")
 u = user_config(host.data, password=password or None)

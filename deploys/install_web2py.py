@@ -14,8 +14,11 @@ from pyinfra.operations import apt, files, server, systemd
 from operations import maintenance, tls, web2py
 from operations.config import install_config
 from operations.controller import admin_password, app_package
+from operations.data_keys import check_data_keys
 from operations.scripts import LOCAL_DIR, REMOTE_DIR
 from operations.web2py_app import RELEASE_TOOL
+
+check_data_keys()  # a misspelt --data key is refused, not ignored
 
 c = install_config(host.data, admin_password=admin_password(host.data))
 owner = {"user": c.user, "group": c.group}

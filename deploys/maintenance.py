@@ -24,7 +24,10 @@ is touched; a second run with the same data changes nothing.
 from pyinfra import host
 
 from operations import maintenance
+from operations.data_keys import check_data_keys
 from operations.maintenance import MaintenanceState, check_host, maintenance_config
+
+check_data_keys()  # a misspelt --data key is refused, not ignored
 
 c = maintenance_config(host.data)
 # Here, while preparing, so that a server that cannot do it stops the run before any change.

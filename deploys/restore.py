@@ -18,7 +18,10 @@ from pyinfra import host, logger
 from operations import web2py_app
 from operations.app_config import deploy_config, recorded_app, run_overrides
 from operations.config import ConfigError, as_app_name, as_bool
+from operations.data_keys import check_data_keys
 from operations.web2py_app import Backups, LiveRelease
+
+check_data_keys()  # a misspelt --data key is refused, not ignored
 
 app_name = host.data.get("restore_app")
 if not app_name:

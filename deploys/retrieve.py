@@ -12,9 +12,12 @@ from pyinfra.operations import files, python
 
 from operations.app_config import deploy_config
 from operations.config import ConfigError, as_app_name
+from operations.data_keys import check_data_keys
 from operations.retrieve import retrieve_backup
 from operations.scripts import LOCAL_DIR, REMOTE_DIR
 from operations.web2py_app import RELEASE_TOOL
+
+check_data_keys()  # a misspelt --data key is refused, not ignored
 
 app_name = host.data.get("retrieve_app")
 if not app_name:

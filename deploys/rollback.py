@@ -14,6 +14,9 @@ from pyinfra import host
 from operations import web2py_app
 from operations.app_config import deploy_config
 from operations.config import ConfigError, as_app_name
+from operations.data_keys import check_data_keys
+
+check_data_keys()  # a misspelt --data key is refused, not ignored
 
 app_name = host.data.get("rollback_app")
 if not app_name:

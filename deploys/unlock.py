@@ -9,7 +9,10 @@ from pyinfra import host, logger
 from operations import web2py_app
 from operations.app_config import deploy_config
 from operations.config import ConfigError, as_app_name
+from operations.data_keys import check_data_keys
 from operations.web2py_app import AppLock
+
+check_data_keys()  # a misspelt --data key is refused, not ignored
 
 app = host.data.get("unlock_app")
 if not app:

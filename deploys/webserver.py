@@ -10,7 +10,10 @@ from pyinfra import host, logger
 from pyinfra.operations import server, systemd
 
 from operations.config import ConfigError
+from operations.data_keys import check_data_keys
 from operations.facts import UnitStates
+
+check_data_keys()  # a misspelt --data key is refused, not ignored
 
 ACTIONS = ("start", "stop", "restart", "reload", "status")
 action = host.data.get("webserver_action", "status")

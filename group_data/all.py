@@ -70,6 +70,15 @@ webserver_action = "status"  # start | stop | restart | reload | status
 #     (60), then 503 with the page (down_message, Retry-After retry_after: 600) while the backup,
 #     migrations, switch and health check run, then up again whatever the outcome;
 #     notice_message / down_message (None: a default text)
+#   shared_files (["private/appconfig.ini", "private/auth.key"]): files that live on the server,
+#     not in releases: seeded from the package (or the server's old copy) once, then kept, and
+#     linked into every release; read-only to the app. A file you list that nothing provides is
+#     refused before anything changes (the two defaults apply only to apps that have them).
+#   appconfig (None): {section: {option: value}} rendered into each release's
+#     private/appconfig.ini (0640 root:www-data); "${VAR}" comes from the controller's
+#     environment and is masked in diffs; set it per host group for per-environment config
+#   auth_key (None): "${VAR}": the app's private/auth.key from the controller's environment;
+#     None: the package's, else the one the hosts hold, else one generated for all hosts
 deploy_apps = {}
 deploy_only = None  # "a,b": deploy only these apps of deploy_apps
 deploy_maintenance = None  # True/False: override every app's maintenance for this run
@@ -81,7 +90,7 @@ rollback_to = None  # rollback: a release id; None: the previous good release
 unlock_app = None  # unlock: the app whose stale lock to release
 restore_app = None  # restore: the app
 restore_backup = None  # restore: a backup file name or "latest"; None lists the backups
-restore_data = False  # restore: also the backup's data (databases, uploads, private); runs down
+restore_data = False  # restore: also the backup's data (databases, uploads); runs down
 retrieve_app = None  # retrieve: the app
 retrieve_backup = "latest"  # retrieve: a backup name, "latest", or "snapshot" (take one now)
 retrieve_dir = "retrieved"  # retrieve: local folder; files go to <dir>/<host>/<app>/

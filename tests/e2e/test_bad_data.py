@@ -21,6 +21,7 @@ BAD_INPUTS = [
     ({"tls_cert": "/no/such.crt", "tls_key": "/no/such.key"}, "tls_cert: no such file"),
     ({"https_port": "https"}, "https_port: expected a whole number, got 'https'"),
     ({"http_port": "80a"}, "http_port: expected a whole number"),
+    ({"http_prot": "8080"}, "--data http_prot: unknown data key; did you mean http_port?"),
 ]
 
 

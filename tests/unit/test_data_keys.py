@@ -37,3 +37,14 @@ def test_every_key_read_is_in_the_readme_table():
     )
     listed = set(re.findall(r"`([a-z0-9_]+)`", table))
     assert keys_read() - listed == set()
+
+
+def test_unknown_keys_are_named_with_the_closest_known_one():
+    from operations.data_keys import known_keys, unknown_key_message
+
+    assert "http_port" in known_keys() and "deploy_apps" in known_keys()
+    assert unknown_key_message("--data", {"http_prot": "8080"}) == (
+        "--data http_prot: unknown data key; did you mean http_port?"
+    )
+    assert unknown_key_message("--data", {"http_port": 1, "ssh_user": "x", "_sudo": True}) is None
+    assert "group_data/all.py lists" in unknown_key_message("--data", {"zzz": 1})
