@@ -2,7 +2,7 @@
 """Server side of pyinfra-web2py's app deploys: releases, atomic switch, health checks, rollback.
 
 Shipped to servers by pyinfra-web2py (operations/scripts.py) and run as root. Standard library
-only (Python 3.9+, as on Debian 11+/Ubuntu 22.04+). Every step of a deploy that must not be left
+only (Python 3.9+: Debian 11+, Ubuntu 22.04+; bin/test checks it with vermin). Every step of a deploy that must not be left
 half-done runs here, in one process, under one lock:
 
     lock → unpack and verify → link shared data → [notice, then down for maintenance: asked
