@@ -2,8 +2,8 @@
 """Server side of pyinfra-web2py's app deploys: releases, atomic switch, health checks, rollback.
 
 Shipped to servers by pyinfra-web2py (operations/scripts.py) and run as root. Standard library
-only (Python 3.9+: Debian 11+, Ubuntu 22.04+; bin/test checks it with vermin). Every step of a deploy that must not be left
-half-done runs here, in one process, under one lock:
+only, Python 3.9+ (Debian 11+, Ubuntu 22.04+; bin/test checks it with vermin). Every step of a
+deploy that must not be left half-done runs here, in one process, under one lock:
 
     lock → unpack and verify → link shared data → [notice, then down for maintenance: asked
     for, or to restore data, or to adopt a plain app folder's data] → backup → [data] →
