@@ -56,6 +56,12 @@ APPCONFIG = "private/appconfig.ini"
 SHARED_FILES = "files"  # shared/files/<path>: the app's shared files
 LEGACY_PRIVATE = "private"  # shared/private: the old layout's private data dir
 PROVISIONAL = ".provisional"  # in shared/: made by attempts of an app that never went live
+# The folders web2py expects in every app (gluon.fileutils.missing_app_folders): it creates the
+# missing ones on the first request, which a read-only release refuses (500 on every request).
+APP_FOLDERS = (
+    "models", "views", "controllers", "databases", "modules", "cron", "errors", "sessions",
+    "languages", "static", "private", "uploads",
+)  # fmt: skip
 EXIT_FAILED, EXIT_LOCKED, EXIT_USAGE = 1, 3, 2
 HEALTH_KEY_HEADER = "X-W2p-Health-Key"  # nginx-web2py.conf.j2 maps it; never passed to apps
 
@@ -408,6 +414,9 @@ class App:
         the code root-owned and read-only (private/ readable by the web2py group only),
         publish."""
         self.seed_shared(staging)
+        for folder in APP_FOLDERS:
+            if folder not in self.data_dirs:
+                (staging / folder).mkdir(exist_ok=True)
         for data in self.data_dirs:
             target = staging / data
             if target.is_symlink() or target.exists():
@@ -503,7 +512,7 @@ class App:
             if rel in rendered or lexists_below(files_dir, rel):
                 continue
             found = None
-            for label, folder in legacy_dirs:
+            for label, folder in legacy_dirs if rel.startswith("private/") else ():
                 found = found or read_regular(folder, rel.split("/", 1)[1], label)
             if found is None and rel in seeds:
                 found = read_regular(Path(seeds[rel]).parent, Path(seeds[rel]).name, "pyinfra")
@@ -913,6 +922,8 @@ def regular_files(root: Path) -> list[str]:
         dirnames.sort()
         for name in filenames:
             path = Path(dirpath) / name
+            if name.startswith(".") and name.endswith(".tmp"):
+                continue  # write_root_file's temporary file, left by a killed run
             if stat.S_ISREG(path.lstat().st_mode):
                 found.append(path.relative_to(root).as_posix())
     return sorted(found)

@@ -523,11 +523,14 @@ def test_the_health_key_passes_a_down_app_and_never_reaches_it(app):
 
 
 def test_restore_with_data_runs_with_the_app_down(app):
+    # The live release came from the maintenance deploy above: the restore follows the settings
+    # that deploy recorded on the server (notice for 3 s, its page, Retry-After 120), whatever
+    # deploy_apps this run was given.
     server = app["server"]
-    with Watch(server, "down for maintenance and will be back shortly", "600") as watch:
+    with Watch(server, PAGE, "120") as watch:
         run = restore(app, restore_backup="latest", restore_data="true")
     assert run.returncode == 0, run.output[-3000:]
-    assert watch.phases == ["up", "down", "up"], watch.phases
+    assert watch.phases == ["up", "notice", "down", "up"], watch.phases
     entry = json.loads(server.run(f"tail -n 1 {APPS_DIR}/notes/audit.jsonl"))
     assert entry["action"] == "restore" and entry["restore_data"] and entry["result"] == "ok"
 
