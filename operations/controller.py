@@ -11,6 +11,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ _packages: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Package] = {}
 _deltas: dict[tuple[str, str, tuple[str, ...]], Delta | None] = {}
 _host_files: dict[tuple[str, str], HostFiles] = {}
 _auth_keys: dict[str, tuple[str, Secret | None]] = {}
+_auth_keys_lock = threading.Lock()  # a gevent lock under pyinfra's CLI (it monkey-patches)
 _build_dir = Path(tempfile.mkdtemp(prefix="pyinfra-web2py-"))
 
 
@@ -119,16 +121,19 @@ def auth_key_for(app: AppSettings, package: Package, c: DeployConfig) -> Secret 
     of them (as the web2py user, never printed) and pushed to the others."""
     if AUTH_KEY not in app.shared_files:
         return None
-    if app.name not in _auth_keys:
-        hosts = {h.name: h for h in state.inventory.iter_activated_hosts()}
-        held = {name: host_files(h, app.name, c) for name, h in hosts.items()}
-        source, key = auth_key_plan(
-            f"deploy_apps[{app.name!r}].auth_key", package.files, held, app.auth_key
-        )
-        if source == "hosts" and not all(h.auth_key_sha256 for h in held.values()):
-            holder = next(name for name, h in sorted(held.items()) if h.auth_key_sha256)
-            key = _read_auth_key(hosts[holder], app.name, c, held[holder].auth_key_sha256)
-        _auth_keys[app.name] = (source, key)
+    # pyinfra prepares hosts in parallel greenlets, and the facts below yield to the others:
+    # without the lock, two hosts would each plan (and generate) a key of their own.
+    with _auth_keys_lock:
+        if app.name not in _auth_keys:
+            hosts = {h.name: h for h in state.inventory.iter_activated_hosts()}
+            held = {name: host_files(h, app.name, c) for name, h in hosts.items()}
+            source, key = auth_key_plan(
+                f"deploy_apps[{app.name!r}].auth_key", package.files, held, app.auth_key
+            )
+            if source == "hosts" and not all(h.auth_key_sha256 for h in held.values()):
+                holder = next(name for name, h in sorted(held.items()) if h.auth_key_sha256)
+                key = _read_auth_key(hosts[holder], app.name, c, held[holder].auth_key_sha256)
+            _auth_keys[app.name] = (source, key)
     if host_files(host, app.name, c).auth_key_sha256:
         return None
     return _auth_keys[app.name][1]

@@ -329,6 +329,11 @@ def report_lines(host_name: str, app: str, backups_dir: str, entry: dict) -> lis
     if entry.get("duration_s") is not None:
         line += f", {entry['duration_s']:.1f} s"
     lines = [line]
+    if entry.get("kept_files"):
+        lines.append(
+            f"{host_name}: {app}: kept on the server, not in the package (now shared files; list "
+            f"them in shared_files): {', '.join(entry['kept_files'])}"
+        )
     if entry.get("down_s") is not None:
         lines.append(f"{host_name}: {app}: down for maintenance (503) for {entry['down_s']:.1f} s")
     if entry.get("backup"):

@@ -111,6 +111,7 @@ class App:
         self.web2py_link = Path(args.web2py_root) / "applications" / self.name
         self.data_dirs: list[str] = args.data_dirs.split(",")
         self.keep_backup: set[str] = set()  # never pruned (the backup a restore restores)
+        self.kept: list[str] = []  # old-layout files kept as shared files (reported)
         self.uid = pwd.getpwnam(args.user).pw_uid
         self.gid = grp.getgrnam(args.group).gr_gid
         # settings not given on the command line come from what a deploy recorded
@@ -461,11 +462,17 @@ class App:
             # Nothing ever served from these: they hold what the checks of releases that never
             # went live wrote (or a copy of a plain folder's data taken then, now stale). Start
             # afresh, so a fixed app, or another package_mode, deploys as a first deploy does.
-            for name in [*self.data_dirs, SHARED_FILES]:
+            # Of the shared files, only the package's seeds go (the fix may be in them): the
+            # server's own and those pyinfra pushed (the auth key all hosts share) stay.
+            for name in self.data_dirs:
                 if (self.shared / name).is_symlink():
                     (self.shared / name).unlink()
                 elif (self.shared / name).is_dir():
                     shutil.rmtree(self.shared / name)
+            for rel in self.package_seeds():
+                if lexists_below(self.shared / SHARED_FILES, rel):
+                    (self.shared / SHARED_FILES / rel).unlink()
+            (self.shared / PROVISIONAL).write_text("")
             log(f"{self.name}: no release went live yet: shared data of earlier attempts reset")
         self.shared.mkdir(parents=True, exist_ok=True)
         if not self.current.is_symlink():
@@ -482,6 +489,14 @@ class App:
             else:
                 shared.mkdir()
         self.fix_shared_modes()
+
+    def package_seeds(self) -> list[str]:
+        """Shared files seeded from a package while the app had not gone live yet."""
+        try:
+            text = (self.shared / PROVISIONAL).read_text()
+        except OSError:
+            return []
+        return [line for line in text.splitlines() if line and ".." not in line.split("/")]
 
     def provisional(self) -> bool:
         """True when the app never went live but an earlier attempt left shared/ behind."""
@@ -521,6 +536,9 @@ class App:
             if found is not None:
                 write_root_file(files_dir, rel, found[0], self.gid)
                 log(f"{self.name}: shared file {rel}: seeded from {found[1]}")
+                if found[1] == "the package" and not self.current.is_symlink():
+                    with open(self.shared / PROVISIONAL, "a") as marker:
+                        marker.write(rel + "\n")  # replaced by the next attempt's, if any
         if first:
             for label, folder in legacy_dirs:
                 for sub in regular_files(folder):
@@ -534,6 +552,7 @@ class App:
                             f"{self.name}: kept {rel} from {label} (not in the package): now "
                             f"a shared file; declare it in shared_files"
                         )
+                        self.kept.append(rel)
         linked = []
         for rel in regular_files(files_dir):
             if rel in rendered:
@@ -1092,6 +1111,8 @@ def go_live(app: App, release: str, unpack, entry: dict, backup: bool = True, da
         if app.args.down:
             window.show_notice()
         release_dir = unpack()
+        if app.kept:
+            entry["kept_files"] = app.kept  # the operator's report names them
         legacy = app.legacy_folder()
         if app.args.down or data or legacy:
             why = "deploy" if app.args.down else "data restore" if data else "adopting its folder"

@@ -489,3 +489,26 @@ def test_a_restore_never_prunes_the_backup_it_restores(app, monkeypatch):
     app.keep_backup.add(first)
     app.backup()
     assert (Path(app.args.backups_dir) / first).exists()
+
+
+def test_a_failed_first_attempt_keeps_the_pushed_key_but_not_the_package_seeds(app, tmp_path):
+    from operations.packaging import build_package
+
+    shutil.rmtree(app.web2py_link)
+    source = tmp_path / "src"
+    for name, text in shop_files().items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_text(text)
+    staged = tmp_path / "key"
+    staged.write_text("sha512:pushed")
+    app.args.shared_files = "private/appconfig.ini,private/auth.key"
+    app.args.seed = [f"private/auth.key={staged}"]
+    first = build_package(source, tmp_path / "p1.tar.gz")
+    app.unpack(first.path, first.sha256, "r1", {})
+    app.record("r1", "failed")
+    (source / "private" / "appconfig.ini").write_text("[app]\nenvironment = fixed\n")
+    app.args.seed = []  # the controller saw the key on the host: nothing pushed this time
+    fixed = build_package(source, tmp_path / "p2.tar.gz")
+    r2 = app.unpack(fixed.path, fixed.sha256, "r2", {})
+    assert (r2 / "private" / "auth.key").read_text() == "sha512:pushed"
+    assert "fixed" in (r2 / "private" / "appconfig.ini").read_text()
