@@ -12,15 +12,22 @@ from pyinfra import host, logger
 from pyinfra.operations import apt, files, server, systemd
 
 from operations import maintenance, tls, web2py
-from operations.config import install_config
+from operations.config import ConfigError, check_python_for_web2py, install_config
 from operations.controller import admin_password, app_package
 from operations.data_keys import check_data_keys
+from operations.facts import PythonVersion
 from operations.scripts import LOCAL_DIR, REMOTE_DIR
 from operations.web2py_app import RELEASE_TOOL
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
 
 c = install_config(host.data, admin_password=admin_password(host.data))
+# A web2py that cannot run on this server's Python is refused before anything changes (for a
+# URL source, install-source.sh checks the same on the server before it touches web2py_root).
+if c.source.version and (
+    why := check_python_for_web2py(c.source.version, host.get_fact(PythonVersion))
+):
+    raise ConfigError(f"web2py_source: {host.name}: {why}")
 owner = {"user": c.user, "group": c.group}
 cert, key = "/etc/ssl/web2py/web2py.crt", "/etc/ssl/web2py/web2py.key"
 common_name = host.name if c.server_name == "_" else c.server_name.split()[0]

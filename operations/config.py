@@ -8,7 +8,9 @@ what was expected. Deploy files call these at prepare time, so pyinfra aborts th
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +116,43 @@ class Source:
     url: str | None
     local_path: Path | None
     sha256: str | None  # always known for a local zip; optional for a URL
+    version: tuple[int, int] | None = None  # (major, minor) from a local zip's VERSION
+
+
+WEB2PY_VERSION = re.compile(r"Version (\d+)\.(\d+)\.")
+# web2py 2.x imports modules Python 3.12 removed (imp, cgi...): it needs 3.x there.
+PYTHON_FOR_WEB2PY_2 = (3, 11)
+
+
+def web2py_zip_version(key: str, path: Path) -> tuple[int, int]:
+    """(major, minor) of the web2py in a source zip, read from its ``web2py/VERSION``; refuses a
+    file that is not a web2py source zip (checked before anything is uploaded)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            missing = [
+                n for n in ("web2py/VERSION", "web2py/handlers/wsgihandler.py") if n not in names
+            ]
+            if missing:
+                raise ConfigError(f"{key}: {path} is not a web2py source zip (no {missing[0]})")
+            text = zf.read("web2py/VERSION").decode(errors="replace")
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ConfigError(f"{key}: {path} is not a web2py source zip ({error})") from None
+    found = WEB2PY_VERSION.search(text)
+    if not found:
+        raise ConfigError(f"{key}: {path}: web2py/VERSION says {text.strip()[:80]!r}, no version")
+    return int(found.group(1)), int(found.group(2))
+
+
+def check_python_for_web2py(version: tuple[int, int], python: tuple[int, int] | None) -> str:
+    """Why this web2py cannot run on that Python, or "" (unknown Python: "", checked later on
+    the server)."""
+    if python and version[0] < 3 and python > PYTHON_FOR_WEB2PY_2:
+        return (
+            f"web2py {version[0]}.{version[1]} cannot run on Python {python[0]}.{python[1]} "
+            "(it needs modules Python 3.12 removed): use web2py 3.x on this server"
+        )
+    return ""
 
 
 def check_source(source: Any, expected_sha256: Any) -> Source:
@@ -126,12 +165,18 @@ def check_source(source: Any, expected_sha256: Any) -> Source:
         raise ConfigError(
             f"web2py_sha256: {path} has sha256 {actual}, expected {expected}",
         )
-    return Source(url=None, local_path=path, sha256=actual)
+    version = web2py_zip_version("web2py_source", path)
+    return Source(url=None, local_path=path, sha256=actual, version=version)
 
 
 def check_app_folders(apps: Any) -> dict[str, Path]:
     if apps in (None, {}):
         return {}
+    if isinstance(apps, str):  # --data web2py_apps=... that pyinfra could not parse as JSON
+        try:
+            apps = json.loads(apps)
+        except ValueError as error:
+            raise ConfigError(f"web2py_apps: not valid JSON: {error}") from None
     if not isinstance(apps, Mapping):
         raise ConfigError(f"web2py_apps: expected a mapping of app name to folder, got {apps!r}")
     checked: dict[str, Path] = {}

@@ -126,3 +126,25 @@ class UnitStates(FactBase[dict[str, dict[str, str]]]):
             key, _, value = line.partition("=")
             current[key.strip()] = value.strip()
         return units
+
+
+class PythonVersion(FactBase[tuple[int, int] | None]):
+    """
+    ``(major, minor)`` of the server's ``python3``, or None when there is none yet.
+
+    .. code:: python
+
+        host.get_fact(PythonVersion)
+    """
+
+    def command(self) -> str:
+        return (
+            "python3 -c 'import sys; print(\"%d.%d\" % sys.version_info[:2])' 2>/dev/null || true"
+        )
+
+    def process(self, output: list[str]) -> tuple[int, int] | None:
+        for line in output:
+            major, _, minor = line.strip().partition(".")
+            if major.isdigit() and minor.isdigit():
+                return int(major), int(minor)
+        return None

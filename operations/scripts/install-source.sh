@@ -12,6 +12,13 @@ if [ ! -f "$staging/web2py/handlers/wsgihandler.py" ]; then
     rm -rf "$staging"
     exit 1
 fi
+# web2py 2.x imports modules Python 3.12 removed: refuse it there, before touching $root.
+major=$(sed -n 's/.*Version \([0-9][0-9]*\)\..*/\1/p' "$staging/web2py/VERSION" | head -n 1)
+if [ "${major:-0}" -lt 3 ] && python3 -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then
+    echo "web2py $(cat "$staging/web2py/VERSION") cannot run on $(python3 --version): use web2py 3.x" >&2
+    rm -rf "$staging"
+    exit 1
+fi
 cp "$staging/web2py/handlers/wsgihandler.py" "$staging/web2py/wsgihandler.py"
 if [ ! -e "$root" ]; then
     mkdir -p "$(dirname "$root")"

@@ -1,13 +1,27 @@
 import hashlib
+import zipfile
 
 import pytest
 
-from operations.config import ConfigError, as_port, as_remote_path, check_source, install_config
+from operations.config import (
+    ConfigError,
+    as_port,
+    as_remote_path,
+    check_python_for_web2py,
+    check_source,
+    install_config,
+)
+
+
+def web2py_zip(path, version="Version 2.27.1-stable+timestamp.2023.11.16.08.03.57"):
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("web2py/VERSION", version + "\n")
+        zf.writestr("web2py/handlers/wsgihandler.py", "# handler\n")
+    return path
 
 
 def base_data(tmp_path, **overrides):
-    zip_path = tmp_path / "web2py_src.zip"
-    zip_path.write_bytes(b"not really a zip")
+    zip_path = web2py_zip(tmp_path / "web2py_src.zip")
     data = {"web2py_source": str(zip_path)}
     data.update(overrides)
     return data
@@ -17,7 +31,8 @@ def test_defaults_are_complete(tmp_path):
     c = install_config(base_data(tmp_path))
     assert c.root == "/home/www-data/web2py"
     assert (c.http_port, c.https_port, c.https_redirect) == (80, 443, False)
-    assert c.source.sha256 == hashlib.sha256(b"not really a zip").hexdigest()
+    digest = hashlib.sha256((tmp_path / "web2py_src.zip").read_bytes()).hexdigest()
+    assert c.source.sha256 == digest and c.source.version == (2, 27)
     assert c.tls_cert is None and c.admin_password is None
 
 
@@ -96,3 +111,25 @@ def test_port_rejects_bool_and_float():
 
 def test_remote_path_strips_trailing_slash():
     assert as_remote_path("web2py_root", "/srv/web2py/") == "/srv/web2py"
+
+
+def test_a_file_that_is_not_a_web2py_zip_is_refused_on_the_controller(tmp_path):
+    (tmp_path / "notzip.zip").write_bytes(b"not really a zip")
+    with pytest.raises(ConfigError, match="notzip.zip is not a web2py source zip"):
+        check_source(str(tmp_path / "notzip.zip"), None)
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("something/else.txt", "x")
+    with pytest.raises(ConfigError, match=r"not a web2py source zip \(no web2py/VERSION\)"):
+        check_source(str(tmp_path / "other.zip"), None)
+
+
+def test_web2py_2_is_refused_on_python_3_12_and_newer():
+    assert "cannot run on Python 3.13" in check_python_for_web2py((2, 27), (3, 13))
+    assert check_python_for_web2py((2, 27), (3, 11)) == ""
+    assert check_python_for_web2py((3, 0), (3, 13)) == ""
+    assert check_python_for_web2py((2, 27), None) == ""  # no python3 yet: the server checks
+
+
+def test_web2py_apps_that_is_not_json_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="web2py_apps: not valid JSON"):
+        install_config(base_data(tmp_path, web2py_apps='{"notes": '))

@@ -205,7 +205,10 @@ def test_zip_layout(standin_zip):
         assert required in names
     assert "web2py/wsgihandler.py" not in names  # installers copy it, as with web2py
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".gitkeep"))]
-    assert re.fullmatch(r"Version 2\.99\.0-stand-in\+test \(TEST STAND-IN: not web2py\)\n", version)
+    assert re.fullmatch(
+        r"Version 3\.0\.99-stand-in\+test \(TEST STAND-IN: not web2py; stands for web2py 3\.x\)\n",
+        version,
+    )
     assert "TEST STAND-IN" in readme and "NOT web2py" in readme
     assert "stand-in" in license_text.lower()
     assert "application = gluon.main.wsgibase" in handler
