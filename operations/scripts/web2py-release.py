@@ -32,8 +32,10 @@ import datetime as dt
 import grp
 import hashlib
 import http.client
+import io
 import json
 import os
+import pickle
 import pwd
 import re
 import shutil
@@ -701,14 +703,29 @@ class App:
 
     def judge(self, what: str, status: int, body: bytes) -> None:
         if status != self.args.health_status:
+            why = self.error_summary(body)
             raise Failure(
                 f"{self.name}: {what} of {self.args.health_path} answered {status}, "
-                f"expected {self.args.health_status}"
+                f"expected {self.args.health_status}" + (f": {why}" if why else "")
             )
         if self.args.health_text and self.args.health_text.encode() not in body:
             raise Failure(
                 f"{self.name}: {what} of {self.args.health_path} lacks {self.args.health_text!r}"
             )
+
+    def error_summary(self, body: bytes) -> str:
+        """The error behind a bad answer, for the operator's one line: the last lines of the
+        traceback in web2py's ticket (read without following links, unpickled without running
+        anything: tickets sit in a folder the app writes), else the start of the page's text."""
+        found = TICKET_LINK.search(body)
+        if found:
+            ticket = read_regular(self.shared / "errors", found.group(1).decode(), "ticket")
+            trace = ticket_traceback(ticket[0]) if ticket else ""
+            lines = [line.strip() for line in trace.strip().splitlines() if line.strip()]
+            if lines:
+                return f"{' | '.join(lines[-3:])[-400:]} (ticket {found.group(1).decode()})"
+        text = re.sub(rb"(?:<[^>]*>|\s)+", b" ", body[:2000]).decode(errors="replace").strip()
+        return text[:200]
 
     def health_through_nginx(self) -> None:
         if not self.args.health_path:
@@ -855,6 +872,28 @@ def write_sqlite_snapshot(zf: zipfile.ZipFile, path: Path, arcname: str, scratch
             shutil.copyfileobj(snapshot, out, 1 << 20)
     finally:
         os.unlink(temp)
+
+
+# web2py's error page links the ticket: /admin/default/ticket/<app>/<ticket id>
+TICKET_LINK = re.compile(rb"/admin/default/ticket/[A-Za-z0-9_]+/([A-Za-z0-9_.:-]+)")
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """Loads dicts, lists, strings and numbers only: any class or function a pickle names is
+    refused, so a ticket the app user planted cannot run code as root."""
+
+    def find_class(self, module: str, name: str):
+        raise pickle.UnpicklingError(f"refused {module}.{name}")
+
+
+def ticket_traceback(data: bytes) -> str:
+    """The traceback in a web2py ticket (a pickled dict), or ""."""
+    try:
+        ticket = _DataOnlyUnpickler(io.BytesIO(data)).load()
+    except Exception:  # a truncated, foreign or hostile file: no summary, not a failure
+        return ""
+    trace = ticket.get("traceback") if isinstance(ticket, dict) else None
+    return trace if isinstance(trace, str) else ""
 
 
 def make_root_dir(path: Path, gid: int) -> None:

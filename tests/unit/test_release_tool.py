@@ -512,3 +512,37 @@ def test_a_failed_first_attempt_keeps_the_pushed_key_but_not_the_package_seeds(a
     r2 = app.unpack(fixed.path, fixed.sha256, "r2", {})
     assert (r2 / "private" / "auth.key").read_text() == "sha512:pushed"
     assert "fixed" in (r2 / "private" / "appconfig.ini").read_text()
+
+
+def test_a_failed_check_names_the_error_from_web2pys_ticket(app, tmp_path):
+    import pickle
+
+    errors = app.shared / "errors"
+    errors.mkdir(parents=True)
+    trace = (
+        'Traceback (most recent call last):\n  File "models/db.py", line 3\nRuntimeError: boom\n'
+    )
+    ticket = "203.0.113.1.2026-12-02.01-16-02.abc"
+    (errors / ticket).write_bytes(pickle.dumps({"layer": "models/db.py", "traceback": trace}))
+    body = f'Ticket issued: <a href="/admin/default/ticket/notes/{ticket}">x</a>'.encode()
+    app.args.health_path, app.args.health_status = "/notes/default/index", 200
+    with pytest.raises(tool.Failure, match=r"answered 500, expected 200: .*RuntimeError: boom"):
+        app.judge("pre-switch check", 500, body)
+
+
+def test_a_hostile_ticket_runs_nothing_and_a_page_without_one_is_quoted(app):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch /tmp/pwned-by-ticket",))
+
+    errors = app.shared / "errors"
+    errors.mkdir(parents=True)
+    (errors / "t1").write_bytes(pickle.dumps({"traceback": Evil()}))
+    Path("/tmp/pwned-by-ticket").unlink(missing_ok=True)
+    assert app.error_summary(b'<a href="/admin/default/ticket/notes/t1">ticket</a>') == "ticket"
+    assert not Path("/tmp/pwned-by-ticket").exists()  # nothing ran
+    assert app.error_summary(b"<h1>Internal error</h1>\n<p>Ticket not saved</p>") == (
+        "Internal error Ticket not saved"
+    )
