@@ -114,6 +114,7 @@ class App:
         self.data_dirs: list[str] = args.data_dirs.split(",")
         self.keep_backup: set[str] = set()  # never pruned (the backup a restore restores)
         self.kept: list[str] = []  # old-layout files kept as shared files (reported)
+        self.set_aside: Path | None = None  # the plain app folder this deploy adopted
         self.uid = pwd.getpwnam(args.user).pw_uid
         self.gid = grp.getgrnam(args.group).gr_gid
         # settings not given on the command line come from what a deploy recorded
@@ -765,6 +766,7 @@ class App:
         if link.exists() and not link.is_symlink():
             legacy = link.with_name(f".{self.name}.pre-releases-{utc_stamp()}")
             os.rename(link, legacy)
+            self.set_aside = legacy
             log(f"{self.name}: adopted the existing app folder; it was moved to {legacy}")
         temp_link = link.with_name(f".{self.name}.link-{os.getpid()}")
         temp_link.unlink(missing_ok=True)
@@ -773,6 +775,33 @@ class App:
 
     def chain_reload(self) -> None:
         chain_reload(self.args.fifo, self.args.stats, self.args.reload_timeout)
+
+    def unadopt(self) -> None:
+        """Put the plain app folder this deploy set aside back in place (its release failed
+        after the switch, and there is no earlier release to go back to)."""
+        if not self.set_aside:
+            return
+        link = self.web2py_link
+        if link.is_symlink():
+            link.unlink()  # a moment without the app (404) rather than a failed release
+        os.rename(self.set_aside, link)
+        self.current.unlink(missing_ok=True)
+        self.set_aside = None
+        log(f"{self.name}: the app folder is back in place")
+
+    def drop_set_aside(self, backed_up: bool) -> None:
+        """Once the adopted release is live: the old folder is in the backup just taken (and
+        its data in shared/), so it goes; without a backup it is kept under shared/."""
+        if not self.set_aside:
+            return
+        if backed_up:
+            shutil.rmtree(self.set_aside)
+            log(f"{self.name}: removed the adopted folder {self.set_aside} (it is in the backup)")
+        else:
+            kept = self.shared / self.set_aside.name
+            os.rename(self.set_aside, kept)
+            log(f"{self.name}: the adopted folder is kept as {kept} (no backup was taken)")
+        self.set_aside = None
 
     def prune_releases(self, dry_run: bool = False) -> list[str]:
         keep = max(self.args.keep_releases, 1)
@@ -1174,6 +1203,7 @@ def go_live(app: App, release: str, unpack, entry: dict, backup: bool = True, da
         app.hooks("after_switch", release_dir)
         app.record(release, "live")
         (app.shared / PROVISIONAL).unlink(missing_ok=True)  # its data is the app's now
+        app.drop_set_aside(backed_up=bool(entry.get("backup")))
         removed = app.prune_releases()
         entry["result"] = "ok"
         log(
@@ -1194,6 +1224,13 @@ def go_live(app: App, release: str, unpack, entry: dict, backup: bool = True, da
                 log(f"{app.name}: after rolling back: {reload_error}")
             app.record(previous, "live")
             entry["result"] += f"; rolled back to {previous}"
+        elif switched and app.set_aside:
+            app.unadopt()
+            try:
+                app.chain_reload()
+            except Failure as reload_error:
+                log(f"{app.name}: after putting the app folder back: {reload_error}")
+            entry["result"] += "; the app folder it adopted is back in place"
         print(
             f"{error}" + (f" (rolled back to {previous})" if switched and previous else ""),
             file=sys.stderr,

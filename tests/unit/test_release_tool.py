@@ -546,3 +546,41 @@ def test_a_hostile_ticket_runs_nothing_and_a_page_without_one_is_quoted(app):
     assert app.error_summary(b"<h1>Internal error</h1>\n<p>Ticket not saved</p>") == (
         "Internal error Ticket not saved"
     )
+
+
+def adopting(app, tmp_path, monkeypatch, health_ok: bool):
+    window_app(app, tmp_path)
+    app.args.down, app.args.health_path = False, "/notes/default/index"
+    app.args.shared_files = ""
+    monkeypatch.setattr(tool.App, "precheck", lambda self, release_dir: None)
+    monkeypatch.setattr(tool.App, "chain_reload", lambda self: None)
+
+    def health(self):
+        if not health_ok:
+            raise tool.Failure("notes: health check of /notes/default/index answered 500")
+
+    monkeypatch.setattr(tool.App, "health_through_nginx", health)
+    app.base.mkdir(parents=True, exist_ok=True)
+    zip_path = Path(app.args.backups_dir) / app.backup()
+    entry: dict = {}
+
+    def unpack():
+        return app.unpack_backup(zip_path, "r1", {"sha256": "x"})
+
+    return tool.go_live(app, "r1", unpack, entry, backup=True), entry
+
+
+def test_an_adoption_that_fails_after_the_switch_puts_the_folder_back(app, tmp_path, monkeypatch):
+    code, entry = adopting(app, tmp_path, monkeypatch, health_ok=False)
+    assert code == tool.EXIT_FAILED and "app folder it adopted is back" in entry["result"]
+    folder = app.web2py_link
+    assert folder.is_dir() and not folder.is_symlink()
+    assert (folder / "databases" / "storage.sqlite").read_bytes() == b"DB"
+    assert not app.current.exists() and not list(folder.parent.glob(".notes.pre-releases-*"))
+
+
+def test_a_good_adoption_leaves_no_folder_behind(app, tmp_path, monkeypatch):
+    code, entry = adopting(app, tmp_path, monkeypatch, health_ok=True)
+    assert code == 0 and entry["backup"]
+    assert app.web2py_link.is_symlink()
+    assert not list(app.web2py_link.parent.glob(".notes.pre-releases-*"))  # it is in the backup
