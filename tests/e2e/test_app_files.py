@@ -110,14 +110,19 @@ def test_an_edit_under_private_is_served_after_the_next_deploy(deployed, copies)
 
 
 def test_a_missing_shared_file_is_refused_naming_it_and_nothing_changes(deployed, copies):
-    one = deployed["hosts"][0]
-    before = one.run(f"ls {APPS_DIR}/shop/releases; cat {APPS_DIR}/shop/release.log")
+    state = (
+        f"ls -l {APPS_DIR}/shop/releases {APPS_DIR}/shop/shared/files/private "
+        "/var/cache/pyinfra-web2py /var/backups/web2py; "
+        f"cat {APPS_DIR}/shop/release.log {APPS_DIR}/shop/audit.jsonl"
+    )
+    before = [server.run(state) for server in deployed["hosts"]]
     apps = {"shop": {"path": str(copies / "shop"), "shared_files": ["private/payment.ini"]}}
     run = pyinfra("deploys/app_deploy.py", deployed["hosts"], data=apps_data(apps))
     assert run.returncode != 0
-    assert "shared_files: private/payment.ini is missing on" in run.output, run.output[-2000:]
+    errors = [line for line in run.output.splitlines() if "pyinfra error" in line]
+    assert len(errors) == 1 and "shared_files: private/payment.ini is missing on" in errors[0]
     assert "Starting operation" not in run.output
-    assert one.run(f"ls {APPS_DIR}/shop/releases; cat {APPS_DIR}/shop/release.log") == before
+    assert [server.run(state) for server in deployed["hosts"]] == before
 
 
 def test_rollback_and_restore_need_only_the_app_name(deployed, copies):
