@@ -684,23 +684,45 @@ class App:
         ]  # fmt: skip
         # One process, no master: it is thrown away with SIGKILL after one request (a graceful
         # uWSGI shutdown takes about a second, a third of a whole deploy's server time).
-        log_path = shadow / "uwsgi.log"
-        with open(log_path, "wb") as out:
+        # Its log is root's, outside the shadow tree (which the app user may write in).
+        fd, log_name = tempfile.mkstemp(prefix=".check-log-", dir=self.base)
+        log_path = Path(log_name)
+        with os.fdopen(fd, "wb") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+
+        def log_tail() -> str:
+            return " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-3:])
+
         try:
             deadline = time.monotonic() + self.args.check_timeout
-            while not sock.exists():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
-                    raise Failure(
-                        f"{self.name}: release {release} does not load: {' | '.join(tail)}"
+            while True:
+                # the socket file exists a moment before uWSGI listens on it: retry, bounded
+                try:
+                    status, body = unix_http_get(
+                        sock, self.args.health_path, self.args.check_timeout
                     )
-                time.sleep(0.05)
-            status, body = unix_http_get(sock, self.args.health_path, self.args.check_timeout)
+                    break
+                except (FileNotFoundError, ConnectionRefusedError) as error:
+                    if proc.poll() is not None:
+                        raise Failure(
+                            f"{self.name}: release {release} does not load: {log_tail()}"
+                        ) from None
+                    if time.monotonic() > deadline:
+                        raise Failure(
+                            f"{self.name}: release {release} did not answer its pre-switch "
+                            f"check within {self.args.check_timeout:.0f}s ({error.strerror})"
+                        ) from None
+                    time.sleep(0.05)
+                except (OSError, http.client.HTTPException) as error:
+                    raise Failure(
+                        f"{self.name}: pre-switch check of {self.args.health_path} failed: "
+                        f"{error or type(error).__name__}"
+                    ) from None
             self.judge("pre-switch check", status, body)
         finally:
             proc.kill()
             proc.wait()
+            log_path.unlink(missing_ok=True)
 
     def judge(self, what: str, status: int, body: bytes) -> None:
         if status != self.args.health_status:

@@ -584,3 +584,41 @@ def test_a_good_adoption_leaves_no_folder_behind(app, tmp_path, monkeypatch):
     assert code == 0 and entry["backup"]
     assert app.web2py_link.is_symlink()
     assert not list(app.web2py_link.parent.glob(".notes.pre-releases-*"))  # it is in the backup
+
+
+def fake_uwsgi(tmp_path, body: str) -> str:
+    script = tmp_path / "uwsgi"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_the_pre_switch_check_waits_for_uwsgi_to_listen(app, tmp_path, monkeypatch):
+    app.base.mkdir(parents=True, exist_ok=True)
+    app.args.uwsgi = fake_uwsgi(tmp_path, "sleep 30")
+    app.args.health_path, app.args.health_status, app.args.health_text = "/h", 200, "ok"
+    app.args.check_timeout = 5
+    answers = [ConnectionRefusedError(111, "Connection refused")] * 2 + [(200, b"ok")]
+
+    def get(sock, path, timeout):
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(tool, "unix_http_get", get)
+    app.serve_check(tmp_path, "r1")  # refused twice (socket not listening yet), then healthy
+    assert answers == [] and not list(app.base.glob(".check-log-*"))
+
+
+def test_a_release_that_never_listens_is_one_clear_line(app, tmp_path, monkeypatch):
+    app.base.mkdir(parents=True, exist_ok=True)
+    app.args.uwsgi = fake_uwsgi(tmp_path, "echo 'ImportError: no module named shop' ; exit 1")
+    app.args.health_path, app.args.check_timeout = "/h", 5
+
+    def refused(sock, path, timeout):
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(tool, "unix_http_get", refused)
+    with pytest.raises(tool.Failure, match=r"does not load: ImportError: no module named shop$"):
+        app.serve_check(tmp_path, "r1")
