@@ -12,7 +12,7 @@ release that was live.
 from pyinfra import host
 
 from operations import web2py_app
-from operations.app_config import deploy_config
+from operations.app_config import RELEASE_ID, deploy_config
 from operations.config import ConfigError, as_app_name
 from operations.data_keys import check_data_keys
 
@@ -24,6 +24,8 @@ if not app_name:
 as_app_name("rollback_app", app_name)
 c = deploy_config(host.data, require_apps=False)
 to = str(host.data.get("rollback_to") or "previous")
+if to != "previous" and not RELEASE_ID.fullmatch(to):
+    raise ConfigError(f"rollback_to: a release id like 20261125T101500Z-9c1e2a3b4c5d, got {to!r}")
 rolled = web2py_app.rollback(
     name=f"Roll back app {app_name} to {to}", app=str(app_name), config=c, to=to
 )

@@ -80,8 +80,43 @@ RECORDED_DEFAULTS = {
 }
 
 
+RELEASE_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9][A-Za-z0-9.-]*")  # releases/<id>
+
+
 class Failure(Exception):
     """A step failed: the message is the one line the operator sees."""
+
+
+class Locked(Failure):
+    """Another live run holds the app's lock: nothing was done (its notice, if any, stays)."""
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_start(pid: int) -> str:
+    """The start time of a process (field 22 of /proc/PID/stat), or "" when it is gone: with
+    the PID and the boot ID it names one process, even after the PID is reused."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat_line.rsplit(")", 1)[-1].split()[19]
+
+
+def holder_alive(info: dict) -> bool | None:
+    """True/False when the lock's info says which process holds it; None when it cannot tell
+    (a lock written by an older tool, or garbled): treated as alive, never broken."""
+    pid, started, boot = info.get("pid"), info.get("started"), info.get("boot_id")
+    if not isinstance(pid, int) or not started or not boot:
+        return None
+    if boot != boot_id():
+        return False  # held before a reboot: that process is gone
+    return process_start(pid) == started
 
 
 def utc_stamp(now: float | None = None) -> str:
@@ -115,6 +150,7 @@ class App:
         self.keep_backup: set[str] = set()  # never pruned (the backup a restore restores)
         self.kept: list[str] = []  # old-layout files kept as shared files (reported)
         self.set_aside: Path | None = None  # the plain app folder this deploy adopted
+        self.stale_lock: dict | None = None  # the dead holder's lock info, when taken over
         self.uid = pwd.getpwnam(args.user).pw_uid
         self.gid = grp.getgrnam(args.group).gr_gid
         # settings not given on the command line come from what a deploy recorded
@@ -172,24 +208,44 @@ class App:
 
     def audit(self, entry: dict) -> None:
         entry = {"app": self.name, "host": socket.gethostname(), **entry}
+        if self.stale_lock:
+            entry["took_over_lock_of"] = {
+                k: self.stale_lock.get(k) for k in ("who", "since", "pid")
+            }
         with open(self.base / "audit.jsonl", "a") as f:
             f.write(json.dumps(entry, sort_keys=True) + "\n")
 
     # --- lock --------------------------------------------------------------------------
     def acquire(self, version: str) -> None:
+        """Take the app's lock; a lock whose holder is provably dead (gone, or from before a
+        reboot) is taken over and said so; a live or unknown holder refuses with Locked."""
         self.base.mkdir(parents=True, exist_ok=True)
         try:
             self.lock_dir.mkdir()
         except FileExistsError:
-            raise Failure(f"{self.name}: {self.describe_lock()}") from None
-        info = {"who": self.args.who, "since": utc_stamp(), "version": version, "pid": os.getpid()}
-        (self.lock_dir / "info.json").write_text(json.dumps(info, sort_keys=True) + "\n")
+            info = self.lock_info()
+            if holder_alive(info) is not False:
+                raise Locked(f"{self.name}: {self.describe_lock()}") from None
+            log(f"{self.name}: taking over a stale lock ({self.describe_lock().split(';')[0]})")
+            self.stale_lock = info
+        pid = os.getpid()
+        info = {
+            "who": self.args.who, "since": utc_stamp(), "version": version, "pid": pid,
+            "started": process_start(pid), "boot_id": boot_id(),
+        }  # fmt: skip
+        temp = self.lock_dir / f".info.{pid}"
+        temp.write_text(json.dumps(info, sort_keys=True) + "\n")
+        os.replace(temp, self.lock_dir / "info.json")
 
-    def describe_lock(self) -> str:
+    def lock_info(self) -> dict:
         try:
             info = json.loads((self.lock_dir / "info.json").read_text())
         except (OSError, ValueError):
-            info = {}
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def describe_lock(self) -> str:
+        info = self.lock_info()
         return (
             f"locked by {info.get('who', '?')} since {info.get('since', '?')} "
             f"(version {info.get('version', '?')}); if that deploy is dead, release it with: "
@@ -1374,49 +1430,53 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    """Back to the previous good release (by the release log) or a named one, under the lock:
+    the target is chosen once the lock is held, so a deploy that just ended counts."""
     app = App(args)
     started = time.time()
-    live = app.live_release()
-    good = [r for r in app.good_releases() if r != live]
-    target = args.to if args.to and args.to != "previous" else (good[-1] if good else None)
-    if not target or not (app.releases / target).is_dir():
-        print(f"{app.name}: no release to roll back to ({args.to or 'previous'})", file=sys.stderr)
-        return EXIT_FAILED
-    if target == live:
-        log(f"{app.name}: release {target} is already live")
-        return 0
-    app.apply_recorded(target)  # the target's own health check
-    entry = {
-        "action": "rollback",
-        "who": args.who,
-        "when": utc_stamp(started),
-        "from": live,
-        "release": target,
-        "version": app.revision(target).get("version"),
-        "package_sha256": app.revision(target).get("sha256"),
-        "backup": None,
-    }
-    app.acquire(f"rollback to {target}")
+    app.acquire(f"rollback to {args.to or 'previous'}")
+    entry: dict = {}
     try:
-        app.switch(target)
-        app.chain_reload()
-        app.health_through_nginx()
-        app.record(target, "live")
-        if live:
-            app.record(live, "rolled-back")
-        entry["result"] = "ok"
-        log(f"{app.name}: rolled back from {live} to {target}")
-        return 0
-    except Failure as error:
-        if live:
-            app.switch(live)
+        live = app.live_release()
+        good = [r for r in app.good_releases() if r != live]
+        target = args.to if args.to and args.to != "previous" else (good[-1] if good else None)
+        if not target or not RELEASE_ID.fullmatch(target) or not (app.releases / target).is_dir():
+            raise Failure(f"{app.name}: no release to roll back to ({args.to or 'previous'})")
+        if target == live:
+            log(f"{app.name}: release {target} is already live")
+            return 0
+        app.apply_recorded(target)  # the target's own health check
+        entry = {
+            "action": "rollback",
+            "who": args.who,
+            "when": utc_stamp(started),
+            "from": live,
+            "release": target,
+            "version": app.revision(target).get("version"),
+            "package_sha256": app.revision(target).get("sha256"),
+            "backup": None,
+        }
+        try:
+            app.switch(target)
             app.chain_reload()
-        entry["result"] = f"failed: {error}"
-        print(f"{error} (kept {live})", file=sys.stderr)
-        return EXIT_FAILED
+            app.health_through_nginx()
+            app.record(target, "live")
+            if live:
+                app.record(live, "rolled-back")
+            entry["result"] = "ok"
+            log(f"{app.name}: rolled back from {live} to {target}")
+            return 0
+        except Failure as error:
+            if live:
+                app.switch(live)
+                app.chain_reload()
+            entry["result"] = f"failed: {error}"
+            print(f"{error} (kept {live})", file=sys.stderr)
+            return EXIT_FAILED
     finally:
-        entry["duration_s"] = round(time.time() - started, 3)
-        app.audit(entry)
+        if entry:
+            entry["duration_s"] = round(time.time() - started, 3)
+            app.audit(entry)
         app.release_lock()
 
 
@@ -1503,10 +1563,17 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_unlock(args: argparse.Namespace) -> int:
+    """Release a lock whose holder is dead; a holder that still runs is left alone."""
     app = App(args)
     if not app.lock_dir.exists():
         log(f"{app.name}: not locked")
         return 0
+    info = app.lock_info()
+    if holder_alive(info):
+        raise Failure(
+            f"{app.name}: {app.describe_lock().split(';')[0]} is still running (pid "
+            f"{info.get('pid')}): wait for it to end; nothing was removed"
+        )
     log(f"{app.name}: removing lock: {app.describe_lock().split(';')[0]}")
     app.release_lock()
     return 0
@@ -1598,7 +1665,7 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except Failure as error:
         print(str(error), file=sys.stderr)
-        code = EXIT_LOCKED if "locked by" in str(error) else EXIT_FAILED
+        code = EXIT_LOCKED if isinstance(error, Locked) else EXIT_FAILED
         return code
     finally:
         if args.command in ("deploy", "restore") and args.down and code != EXIT_LOCKED:

@@ -243,6 +243,25 @@ def test_lock_fails_fast_and_unlock_releases(app):
     assert http_get(server.address, "/notes/default/health")[2] == b"ok notes 4.0.0"
 
 
+def test_a_lock_left_by_a_dead_deploy_is_taken_over(app):
+    server = app["server"]
+    # the lock a killed deploy leaves: its process is gone (same boot, nothing at that start)
+    server.run(
+        f"mkdir {APPS_DIR}/notes/lock && printf '%s' "
+        '"{\\"who\\": \\"dave@laptop\\", \\"since\\": \\"20261125T000000Z\\", '
+        '\\"version\\": \\"9.8\\", \\"pid\\": 4194000, \\"started\\": \\"1\\", '
+        '\\"boot_id\\": \\"$(cat /proc/sys/kernel/random/boot_id)\\"}" '
+        f"> {APPS_DIR}/notes/lock/info.json"
+    )
+    set_version(app["dir"], "4.1.0")
+    run = deploy(app)
+    assert run.returncode == 0, run.output[-3000:]
+    assert http_get(server.address, "/notes/default/health")[2] == b"ok notes 4.1.0"
+    entry = json.loads(server.run(f"tail -n 1 {APPS_DIR}/notes/audit.jsonl"))
+    assert entry["took_over_lock_of"]["who"] == "dave@laptop"
+    assert server.run(f"test -e {APPS_DIR}/notes/lock && echo held || echo free").strip() == "free"
+
+
 def test_backups_are_timestamped_verified_and_retained(app):
     server = app["server"]
     listing = server.run("cd /var/backups/web2py && ls").split()

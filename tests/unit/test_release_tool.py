@@ -622,3 +622,39 @@ def test_a_release_that_never_listens_is_one_clear_line(app, tmp_path, monkeypat
     monkeypatch.setattr(tool, "unix_http_get", refused)
     with pytest.raises(tool.Failure, match=r"does not load: ImportError: no module named shop$"):
         app.serve_check(tmp_path, "r1")
+
+
+def test_a_lock_held_by_a_live_process_refuses_and_unlock_leaves_it(app):
+    app.acquire("v1")
+    with pytest.raises(tool.Locked, match="locked by"):
+        app.acquire("v2")  # this very process holds it: alive
+    args = app.args
+    args.command = "unlock"
+    with pytest.raises(tool.Failure, match="is still running"):
+        tool.cmd_unlock(args)
+    assert app.lock_dir.exists()
+
+
+def test_a_lock_whose_holder_is_dead_is_taken_over_or_unlocked(app, capsys):
+    app.base.mkdir(parents=True)
+    app.lock_dir.mkdir()
+    dead = {"who": "bob@laptop", "since": "x", "version": "v0", "pid": 2**22 + 7,
+            "started": "123", "boot_id": tool.boot_id()}  # fmt: skip
+    (app.lock_dir / "info.json").write_text(json.dumps(dead))
+    assert tool.holder_alive(dead) is False
+    app.acquire("v1")
+    assert app.stale_lock["who"] == "bob@laptop"
+    assert json.loads((app.lock_dir / "info.json").read_text())["pid"] == os.getpid()
+    assert "taking over a stale lock" in capsys.readouterr().out
+    rebooted = {**dead, "pid": os.getpid(), "boot_id": "another-boot"}
+    assert tool.holder_alive(rebooted) is False
+    assert tool.holder_alive({"who": "old tool", "pid": 1}) is None  # unknown: never broken
+
+
+def test_rollback_refuses_a_target_that_is_not_a_release_id(app):
+    args = app.args
+    args.to = ".."
+    app.base.mkdir(parents=True, exist_ok=True)
+    with pytest.raises(tool.Failure, match=r"no release to roll back to \(\.\.\)"):
+        tool.cmd_rollback(args)
+    assert not app.lock_dir.exists()
