@@ -68,7 +68,8 @@ def as_port(key: str, value: Any) -> int:
 
 
 def as_match(key: str, value: Any, pattern: re.Pattern[str], what: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
+    # fullmatch: `$` alone also matches before a trailing newline ("root\n" would pass)
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise ConfigError(f"{key}: expected {what}, got {value!r}")
     return value
 
@@ -100,7 +101,7 @@ def as_local_file(key: str, value: Any) -> Path:
 def as_sha256(key: str, value: Any) -> str | None:
     if value in (None, ""):
         return None
-    if not isinstance(value, str) or not SHA256.match(value.strip().lower()):
+    if not isinstance(value, str) or not SHA256.fullmatch(value.strip().lower()):
         raise ConfigError(f"{key}: expected 64 hexadecimal digits, got {value!r}")
     return value.strip().lower()
 
@@ -205,6 +206,7 @@ class InstallConfig:
     admin_port: int
     apps: dict[str, Path]
     schedulers: tuple[str, ...]
+    scheduler_stop_timeout: int
     server_name: str
     http_port: int
     https_port: int
@@ -246,6 +248,9 @@ def install_config(data: Any, admin_password: str | None = None) -> InstallConfi
         admin_port=https_port,
         apps=check_app_folders(get("web2py_apps")),
         schedulers=tuple(as_app_name("web2py_schedulers", s) for s in schedulers),
+        scheduler_stop_timeout=as_int(
+            "web2py_scheduler_stop_timeout", get("web2py_scheduler_stop_timeout", 60), 1, 86400
+        ),
         server_name=as_match(
             "nginx_server_name",
             get("nginx_server_name", "_"),

@@ -36,9 +36,14 @@ def user_config(data: Any, password: str | None) -> UserConfig:
         raise ConfigError(
             "deploy_user: required (the account to create), e.g. --data deploy_user=alice"
         )
+    as_unix_name("deploy_user", user)
     if user == "root":
         raise ConfigError("deploy_user: refusing to manage root")
-    groups = data.get("deploy_user_groups") or []
+    if user in (data.get("web2py_user", "www-data"), "www-data"):
+        raise ConfigError(
+            f"deploy_user: {user} runs the web2py apps; a deploy user must be another account"
+        )
+    groups = data.get("deploy_user_groups", ["www-data"]) or []
     if isinstance(groups, str):
         groups = [g for g in groups.split(",") if g]
     sudo = data.get("deploy_user_sudo", "web2py")

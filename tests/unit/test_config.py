@@ -133,3 +133,15 @@ def test_web2py_2_is_refused_on_python_3_12_and_newer():
 def test_web2py_apps_that_is_not_json_is_named(tmp_path):
     with pytest.raises(ConfigError, match="web2py_apps: not valid JSON"):
         install_config(base_data(tmp_path, web2py_apps='{"notes": '))
+
+
+@pytest.mark.parametrize("value", ["www-data\n", "notes\n", "/srv/x\n"])
+def test_validators_refuse_a_trailing_newline(value):
+    from operations.config import as_app_name, as_unix_name
+
+    with pytest.raises(ConfigError):
+        as_unix_name("k", value)
+    with pytest.raises(ConfigError):
+        as_app_name("k", value)
+    with pytest.raises(ConfigError):
+        as_remote_path("k", value)

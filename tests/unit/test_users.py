@@ -17,7 +17,7 @@ def test_user_config_reads_key_and_scope(key_file):
     data = {"deploy_user": "alice", "deploy_user_public_key": str(key_file)}
     u = user_config(data, password=None)
     assert u.public_key.startswith("ssh-ed25519 ")
-    assert u.sudo == "web2py" and u.groups == ()
+    assert u.sudo == "web2py" and u.groups == ("www-data",)  # group_data/all.py's default
 
 
 @pytest.mark.parametrize(
@@ -65,3 +65,17 @@ def test_web2py_scope_is_narrow():
     assert "NOPASSWD: ALL" not in rules
     assert "/usr/bin/systemctl reload web2py-uwsgi" in rules
     assert sudoers_rules("alice", "none") is None
+
+
+@pytest.mark.parametrize("user", ["root\n", "root", "www-data"])
+def test_root_and_the_app_user_are_refused_as_deploy_users(user):
+    from operations.config import ConfigError
+    from operations.users import user_config
+
+    with pytest.raises(ConfigError, match="deploy_user: "):
+        user_config({"deploy_user": user, "deploy_user_sudo": "none"}, None)
+
+
+def test_no_groups_when_asked(key_file):
+    data = {"deploy_user": "alice", "deploy_user_public_key": str(key_file)}
+    assert user_config({**data, "deploy_user_groups": []}, None).groups == ()
