@@ -62,6 +62,38 @@ def _pick(app: str, config: DeployConfig, which: str) -> str:
     return which
 
 
+def _download_private(remote: str, local: str) -> None:
+    """Download a root-only file without the world-readable copy pyinfra's sudo download
+    makes: root appends it to a 0600 file of the SSH user's, in a 0700 folder of theirs."""
+    ok, output = host.run_shell_command(StringCommand("mktemp", "-d"), _sudo=False)
+    folder = output.stdout_lines[0].strip() if ok and output.stdout_lines else ""
+    if not folder.startswith("/"):
+        raise OperationError(f"{host.name}: could not make a private folder to download into")
+    staged = f"{folder}/backup.zip"
+    try:
+        _run_as_user(StringCommand("install", "-m", "600", "/dev/null", QuoteString(staged)))
+        _run(
+            StringCommand(
+                "sh",
+                "-c",
+                QuoteString('cat "$1" >> "$2"'),
+                "copy",
+                QuoteString(remote),
+                QuoteString(staged),
+            )  # fmt: skip
+        )
+        if not host.get_file(staged, local, _sudo=False):
+            raise OperationError(f"{host.name}: could not download {remote}")
+    finally:
+        host.run_shell_command(StringCommand("rm", "-rf", QuoteString(folder)), _sudo=False)
+
+
+def _run_as_user(command: StringCommand) -> None:
+    ok, output = host.run_shell_command(command, _sudo=False)
+    if not ok:
+        raise OperationError(f"{host.name}: {' '.join(output.stderr_lines)[-300:]}")
+
+
 def retrieve_backup(app: str, config: DeployConfig, which: str, local_dir: str) -> None:
     name = _pick(app, config, which)
     remote = f"{config.backups_dir}/{name}"
@@ -79,8 +111,7 @@ def retrieve_backup(app: str, config: DeployConfig, which: str, local_dir: str) 
     fd, part = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
     os.close(fd)
     try:
-        if not host.get_file(remote, part, _sudo=True):
-            raise OperationError(f"{host.name}: could not download {remote}")
+        _download_private(remote, part)
         actual = sha256_of_file(Path(part))
         if actual != expected:
             raise OperationError(

@@ -396,8 +396,20 @@ def test_retrieve_brings_verified_copies_and_never_overwrites(app, tmp_path):
     server = app["server"]
     target = tmp_path / "retrieved"
     data = {"retrieve_app": "notes", "retrieve_dir": str(target), **apps_data(app["dir"])}
+    # The app user watches every file it can read under /tmp for a zip (a backup holds the
+    # databases) while the backup travels.
+    watch = (
+        'for f in /tmp/* /tmp/*/*; do [ -f "$f" ] && head -c 2 "$f" 2>/dev/null '
+        '| grep -q PK && echo "$f"; done; sleep 0.02'
+    )
+    server.run(
+        "rm -f /root/tmp-leaks; timeout 120 runuser -u www-data -- sh -c "
+        f"'while :; do {watch}; done' > /root/tmp-leaks 2>/dev/null & echo $! > /root/watch.pid"
+    )
     snap = pyinfra("deploys/retrieve.py", [server], data={**data, "retrieve_backup": "snapshot"})
+    server.run("kill $(cat /root/watch.pid)")  # timeout passes the TERM on to the watcher
     assert snap.returncode == 0, snap.output[-3000:]
+    assert server.run("cat /root/tmp-leaks") == "", "a backup was readable by www-data in /tmp"
     folder = target / server.name / "notes"
     (local,) = folder.glob("*.zip")
     remote_sum = server.run(f"sha256sum /var/backups/web2py/{local.name}").split()[0]
