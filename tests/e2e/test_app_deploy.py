@@ -404,7 +404,8 @@ def test_retrieve_brings_verified_copies_and_never_overwrites(app, tmp_path):
     )
     server.run(
         "rm -f /root/tmp-leaks; timeout 120 runuser -u www-data -- sh -c "
-        f"'while :; do {watch}; done' > /root/tmp-leaks 2>/dev/null & echo $! > /root/watch.pid"
+        f"'while :; do {watch}; done' </dev/null >/root/tmp-leaks 2>/dev/null & "
+        "echo $! >/root/watch.pid"
     )
     snap = pyinfra("deploys/retrieve.py", [server], data={**data, "retrieve_backup": "snapshot"})
     server.run("kill $(cat /root/watch.pid)")  # timeout passes the TERM on to the watcher
