@@ -11,6 +11,7 @@ from sandbox import commands
 from sandbox.config import ConfigError, load_settings
 from sandbox.image import DEFAULT_BASE
 from sandbox.mirror import MirrorError
+from sandbox.release import DEFAULT_RELEASE, RELEASES, parse_release
 from sandbox.util import SandboxError
 
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
@@ -20,13 +21,21 @@ NO_ROOT_NEEDED = {"inventory", "images"}
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bin/sandbox",
-        description="Throwaway Debian 12 servers on this machine (systemd-nspawn, root only).",
+        description="Throwaway Debian servers on this machine (systemd-nspawn, root only): "
+        + ", ".join(f"{name} ({version})" for name, version in RELEASES.items())
+        + ".",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = sub.add_parser("up", help="ensure servers PREFIX-1..N run (adds what is missing)")
     up.add_argument("count", type=int, metavar="N")
     up.add_argument("--base", default=DEFAULT_BASE, help="image to boot (default: the base)")
     up.add_argument("--prefix", default="w2p", help="server name prefix (default: w2p)")
+    up.add_argument(
+        "--release",
+        metavar="RELEASE",
+        help=f"Debian release: {', '.join(RELEASES)} or its number (default: what PREFIX's "
+        f"servers run, else $W2P_SANDBOX_RELEASE, else {DEFAULT_RELEASE})",
+    )
     down = sub.add_parser("down", help="stop and remove servers (all, and the bridge and proxy)")
     down.add_argument("names", nargs="*", metavar="NAME")
     sub.add_parser("status", help="servers, addresses, whether sshd answers")
@@ -63,7 +72,8 @@ def dispatch(args: argparse.Namespace, settings) -> int:
     if args.command == "up":
         if not PREFIX_RE.match(args.prefix):
             raise SandboxError(f"--prefix {args.prefix!r}: 1-12 lowercase letters and digits")
-        commands.up(settings, args.count, args.base, args.prefix)
+        release = None if args.release is None else parse_release(args.release)
+        commands.up(settings, args.count, args.base, args.prefix, release)
     elif args.command == "down":
         commands.down(settings, args.names)
     elif args.command == "status":

@@ -14,6 +14,7 @@ from pathlib import Path
 from sandbox import image, net, procs, proxy, server, ssh
 from sandbox.config import Settings
 from sandbox.mirror import host_mirrors
+from sandbox.release import RELEASES, choose_release, describe, release_of
 from sandbox.state import Server, State, Store, allocate_address, exclusive
 from sandbox.util import SandboxError, run, say
 
@@ -58,7 +59,11 @@ def _prepare_state_dir(settings: Settings) -> None:
 # --- up --------------------------------------------------------------------------------------
 
 
-def up(settings: Settings, count: int, base: str, prefix: str) -> list[Server]:
+def up(
+    settings: Settings, count: int, base: str, prefix: str, release: str | None = None
+) -> list[Server]:
+    """Ensure PREFIX-1..COUNT run. RELEASE: a codename of release.RELEASES; None: the image's,
+    else the one PREFIX's servers run, else settings.default_release."""
     check_tools()
     if not 1 <= count <= 200:
         raise SandboxError(f"up: N must be 1..200, not {count}")
@@ -67,6 +72,15 @@ def up(settings: Settings, count: int, base: str, prefix: str) -> list[Server]:
     with _lock(settings):
         store = Store(settings.state_file)
         state = store.state
+        golden = None if base == image.DEFAULT_BASE else image.golden(settings, base)
+        release = choose_release(
+            release,
+            settings.default_release,
+            prefix,
+            [(s.name, s.release) for s in state.with_prefix(prefix) if server.is_running(s)],
+            image_release=golden.release if golden else None,
+            image_name=base,
+        )
         names = [f"{prefix}-{i}" for i in range(1, count + 1)]
         keep = [s for n in names if (s := state.get(n)) and server.is_running(s)]
         if keep:
@@ -76,9 +90,8 @@ def up(settings: Settings, count: int, base: str, prefix: str) -> list[Server]:
             _print_servers(keep)
             return keep
         _clean_leftovers(settings, store, fresh)
-        golden = None if base == image.DEFAULT_BASE else image.golden(settings, base)
         try:
-            return _up(settings, store, names, fresh, golden, started)
+            return _up(settings, store, names, fresh, golden, release, started)
         except BaseException:
             if not any(server.is_running(s) for s in store.state.servers):
                 say("no server is running: removing the bridge and proxy again")
@@ -93,6 +106,7 @@ def _up(
     names: list[str],
     fresh: list[str],
     golden: image.Image | None,
+    release: str,
     started: float,
 ) -> list[Server]:
     state = store.state
@@ -105,7 +119,7 @@ def _up(
     store.commit()
     ssh.ensure_keypair(settings)
     public_key = ssh.public_key(settings)
-    img = golden or image.ensure_base(settings, host_mirrors())
+    img = golden or image.ensure_base(settings, host_mirrors(release=release), release)
     if not any(s.lower == str(img.rootfs) and server.is_running(s) for s in state.servers):
         image.refresh_if_stale(settings, img)
     taken = [s.address for s in state.servers]
@@ -117,7 +131,7 @@ def _up(
         entry = server.new_server(settings, name, address, img)
         store.update(entry)
         new.append(entry)
-    say(f"booting {len(new)} server(s) from image {img.name}")
+    say(f"booting {len(new)} {describe(img.release)} server(s) from image {img.name}")
     boot_started = time.monotonic()
     errors = _boot_all(settings, store, new, public_key)
     ssh.write_known_hosts(settings, store.state)
@@ -166,7 +180,8 @@ def _clean_leftovers(settings: Settings, store: Store, names: list[str]) -> None
 
 
 def _placeholder(settings: Settings, name: str) -> Server:
-    return server.new_server(settings, name, "0.0.0.0", image.Image("?", Path("/nonexistent")))
+    placeholder = image.Image("?", Path("/nonexistent"), "?")
+    return server.new_server(settings, name, "0.0.0.0", placeholder)
 
 
 def _print_servers(servers: list[Server]) -> None:
@@ -253,13 +268,15 @@ def status(settings: Settings) -> list[str]:
     state = Store(settings.state_file).state
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = list(pool.map(lambda s: ssh.sshd_answers(s.address), state.servers))
-    rows = [("NAME", "ADDRESS", "STATE", "SSH", "BASE")] if state.servers else []
+    rows = [("NAME", "ADDRESS", "STATE", "SSH", "RELEASE", "BASE")] if state.servers else []
     for entry, answer in zip(state.servers, answers, strict=True):
         running = "running" if server.is_running(entry) else "dead"
         if entry.state != "running":
             running = entry.state
-        rows.append((entry.name, entry.address, running, "yes" if answer else "no", entry.base))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)] if rows else []
+        release = f"{entry.release} ({RELEASES.get(entry.release, '?')})"
+        answered = "yes" if answer else "no"
+        rows.append((entry.name, entry.address, running, answered, release, entry.base))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))] if rows else []
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines = lines or ["no servers (bin/sandbox up N boots some)"]
     proxy_pid = proxy.find_ours(settings, state.proxy_pid)
@@ -267,7 +284,8 @@ def status(settings: Settings) -> list[str]:
     lines.append(
         f"bridge {settings.bridge} {settings.bridge_ip}/{settings.network.prefixlen}: {bridge}; "
         f"apt proxy: {f'pid {proxy_pid}' if proxy_pid else 'stopped'}; "
-        f"images: {', '.join([image.DEFAULT_BASE, *image.list_golden(settings)])}"
+        f"images: {', '.join([image.DEFAULT_BASE, *image.list_golden(settings)])}; "
+        f"default release: {settings.default_release}"
     )
     return lines
 
@@ -315,6 +333,7 @@ def save(settings: Settings, name: str, golden: str, force: bool) -> Path:
             "name": golden,
             "from_server": name,
             "from_image": entry.base,
+            "release": entry.release,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         home = image.save_golden(settings, Path(entry.root), golden, meta)
@@ -338,7 +357,9 @@ def images(settings: Settings) -> list[str]:
     bases = settings.cache_dir / "bases"
     if bases.is_dir():
         for home in sorted(p for p in bases.iterdir() if (p / ".ready").exists()):
-            lines.append(f"{image.DEFAULT_BASE} ({home.name})\t{home / 'rootfs'}")
+            release = release_of(home / "rootfs") or "?"
+            lines.append(f"{image.DEFAULT_BASE} ({home.name})\t{release}\t{home / 'rootfs'}")
     for name in image.list_golden(settings):
-        lines.append(f"{name}\t{image.golden_dir(settings, name) / 'rootfs'}")
+        rootfs = image.golden_dir(settings, name) / "rootfs"
+        lines.append(f"{name}\t{release_of(rootfs) or '?'}\t{rootfs}")
     return lines

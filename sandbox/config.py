@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.release import DEFAULT_RELEASE, parse_release
+from sandbox.util import SandboxError
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CACHE = Path("/var/cache/pyinfra-web2py-sandbox")
 DEFAULT_BRIDGE = "w2pbr0"
@@ -29,6 +32,8 @@ class Settings:
     bridge_ip: ipaddress.IPv4Address
     network: ipaddress.IPv4Network
     proxy_port: int
+    # What `up` boots without --release (W2P_SANDBOX_RELEASE, else release.DEFAULT_RELEASE).
+    default_release: str = DEFAULT_RELEASE
 
     @property
     def state_file(self) -> Path:
@@ -93,6 +98,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     port_text = env.get("W2P_SANDBOX_PROXY_PORT") or str(DEFAULT_PROXY_PORT)
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(f"W2P_SANDBOX_PROXY_PORT: not a port: {port_text!r}")
+    try:
+        release = parse_release(env.get("W2P_SANDBOX_RELEASE") or DEFAULT_RELEASE,
+                                what="W2P_SANDBOX_RELEASE")  # fmt: skip
+    except SandboxError as exc:
+        raise ConfigError(str(exc)) from exc
     return Settings(
         state_dir=Path(env.get("W2P_SANDBOX_DIR") or REPO / ".sandbox").resolve(),
         cache_dir=Path(env.get("W2P_SANDBOX_CACHE") or DEFAULT_CACHE).resolve(),
@@ -100,4 +110,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bridge_ip=bridge_ip,
         network=network,
         proxy_port=int(port_text),
+        default_release=release,
     )

@@ -1,4 +1,4 @@
-"""Base images: a debootstrapped Debian 12 cached as a zstd tarball, and golden snapshots."""
+"""Base images: a debootstrapped Debian release cached as a zstd tarball, and golden snapshots."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.config import SSH_USER, Settings
-from sandbox.mirror import SUITE, Mirrors, guest_sources
-from sandbox.util import SandboxError, in_root, run, say, write_file
+from sandbox.mirror import Mirrors, guest_sources
+from sandbox.release import DEFAULT_RELEASE, RELEASES, check_image_release, release_of
+from sandbox.state import exclusive
+from sandbox.util import SandboxError, in_root, run, say, tail, write_file
 
 # Bump when the build steps below change: the cache key changes with it.
 RECIPE_VERSION = 1
@@ -26,11 +28,15 @@ PACKAGES = (
     "systemd-sysv", "dbus", "openssh-server", "sudo", "iproute2", "procps", "curl",
     "ca-certificates", "python3", "netbase", "less", "iputils-ping",
 )  # fmt: skip
+# Per release, what differs from PACKAGES (the same names exist in bullseye, bookworm, trixie).
+RELEASE_PACKAGES: dict[str, tuple[str, ...]] = {}
 # Timers that would run apt on their own and hold the dpkg lock in the middle of a deploy.
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 # The host's apt settings carried into the servers (e.g. a snapshot mirror's old Release files).
 CARRIED_APT_OPTIONS = ("Acquire::Check-Valid-Until", "Acquire::Check-Date")
 APT_STAMP = "var/lib/apt/periodic/update-success-stamp"
+# What debootstrap checks a suite's Release file with (its scripts name it for every release).
+HOST_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 STALE_LISTS = 20 * 3600  # refresh an unused image's apt lists when older (deploys use 1 day)
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 DEFAULT_BASE = "default"
@@ -41,6 +47,7 @@ TAR_FLAGS = ("--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls")
 class Image:
     name: str
     rootfs: Path
+    release: str
 
 
 def host_apt_options() -> dict[str, str]:
@@ -56,12 +63,21 @@ def host_apt_options() -> dict[str, str]:
     return options
 
 
-def recipe(mirrors: Mirrors, apt_options: dict[str, str]) -> dict[str, object]:
+def packages(release: str) -> tuple[str, ...]:
+    return PACKAGES + RELEASE_PACKAGES.get(release, ())
+
+
+def recipe(
+    mirrors: Mirrors, apt_options: dict[str, str], release: str = DEFAULT_RELEASE
+) -> dict[str, object]:
+    """What a base image is made of; its hash names the image (suite included: one per release)."""
+    if release not in RELEASES:
+        raise SandboxError(f"no base image recipe for {release!r}")
     return {
         "version": RECIPE_VERSION,
-        "suite": SUITE,
+        "suite": release,
         "variant": VARIANT,
-        "packages": sorted(PACKAGES),
+        "packages": sorted(packages(release)),
         "mirrors": mirrors.as_dict(),
         "apt_options": dict(sorted(apt_options.items())),
         "user": SSH_USER,
@@ -84,22 +100,45 @@ def apt_proxy_conf(proxy_url: str) -> str:
 # --- the base ----------------------------------------------------------------------------------
 
 
-def ensure_base(settings: Settings, mirrors: Mirrors) -> Image:
-    apt_options = host_apt_options()
-    data = recipe(mirrors, apt_options)
-    key = recipe_key(data)
+def base_paths(settings: Settings, key: str) -> tuple[Path, Path, Path]:
+    """home (recipe.json, .ready, rootfs/), rootfs, tarball of the base image KEY."""
     bases = settings.cache_dir / "bases"
-    home = bases / key
-    rootfs = home / "rootfs"
-    tarball = bases / f"{key}.tar.zst"
-    if (home / ".ready").exists():
-        return Image(DEFAULT_BASE, rootfs)
-    log = settings.logs_dir / "base-build.log"
+    return bases / key, bases / key / "rootfs", bases / f"{key}.tar.zst"
+
+
+def ensure_base(settings: Settings, mirrors: Mirrors, release: str = DEFAULT_RELEASE) -> Image:
+    apt_options = host_apt_options()
+    data = recipe(mirrors, apt_options, release)
+    key = recipe_key(data)
+    home, rootfs, _ = base_paths(settings, key)
+    if not (home / ".ready").exists():
+        # The cache is shared by every sandbox on the machine (other state dirs, a test's own):
+        # one builds a given image, the others wait for it and use it.
+        home.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive(home.parent / f"{key}.lock", timeout=3600):
+            if not (home / ".ready").exists():
+                _make_base(settings, mirrors, apt_options, release, data, key)
+    check_image_release(rootfs, release, f"{DEFAULT_BASE} ({key})")
+    return Image(DEFAULT_BASE, rootfs, release)
+
+
+def _make_base(
+    settings: Settings,
+    mirrors: Mirrors,
+    apt_options: dict[str, str],
+    release: str,
+    data: dict[str, object],
+    key: str,
+) -> None:
+    home, rootfs, tarball = base_paths(settings, key)
+    bases = home.parent
+    log = settings.logs_dir / f"base-build-{release}.log"
     home.mkdir(parents=True, exist_ok=True)
     write_file(home / "recipe.json", json.dumps(data, indent=2) + "\n")
     if not tarball.exists():
         build = bases / f"{key}.build"
-        _build(settings, mirrors, apt_options, build, log)
+        _build(settings, mirrors, apt_options, build, log, release)
+        check_image_release(build, release, f"just built in {build}")
         say(f"packing the base image ({tarball.name})")
         started = time.monotonic()
         tmp = tarball.with_name(tarball.name + ".tmp")
@@ -115,7 +154,6 @@ def ensure_base(settings: Settings, mirrors: Mirrors) -> Image:
         run(["tar", "--zstd", "-xpf", tarball, *TAR_FLAGS, "-C", tmp_dir], log=log, timeout=900)
         _replace_dir(tmp_dir, rootfs)
     (home / ".ready").touch()
-    return Image(DEFAULT_BASE, rootfs)
 
 
 def _replace_dir(src: Path, dest: Path) -> None:
@@ -125,21 +163,39 @@ def _replace_dir(src: Path, dest: Path) -> None:
 
 
 def _build(
-    settings: Settings, mirrors: Mirrors, apt_options: dict[str, str], root: Path, log: Path
+    settings: Settings,
+    mirrors: Mirrors,
+    apt_options: dict[str, str],
+    root: Path,
+    log: Path,
+    release: str,
 ) -> None:
     shutil.rmtree(root, ignore_errors=True)
     proxy = f"http://127.0.0.1:{settings.proxy_port}"
-    say(f"building the base image: debootstrap {SUITE} ({VARIANT}) via the apt proxy")
+    say(f"building the base image: debootstrap {release} ({VARIANT}) via the apt proxy")
     started = time.monotonic()
-    run(
-        ["debootstrap", f"--variant={VARIANT}", f"--include={','.join(PACKAGES)}",
-         "--components=main", SUITE, root, mirrors.main],
-        log=log, timeout=1800, env={"http_proxy": proxy, "DEBIAN_FRONTEND": "noninteractive"},
-    )  # fmt: skip
+    try:
+        run(
+            # --force-check-gpg: never an unchecked Release file (the mirror is plain http, and
+            # without a keyring debootstrap would only warn and go on)
+            ["debootstrap", "--force-check-gpg", f"--variant={VARIANT}",
+             f"--include={','.join(packages(release))}", "--components=main", release, root,
+             mirrors.main],
+            log=log, timeout=1800, env={"http_proxy": proxy, "DEBIAN_FRONTEND": "noninteractive"},
+        )  # fmt: skip
+    except SandboxError as exc:
+        if unknown_key(tail(log, 30)):
+            raise SandboxError(
+                f"debootstrap {release}: the host's {HOST_KEYRING} cannot check its Release "
+                "file (missing, or without this release's key): install or upgrade "
+                "debian-archive-keyring (bookworm's 2023.3+deb12u2 has the keys of bullseye, "
+                f"bookworm and trixie) (log: {log})"
+            ) from exc
+        raise
     say(f"debootstrap done in {time.monotonic() - started:.0f} s; configuring")
     etc = root / "etc"
     (etc / "apt" / "sources.list").unlink(missing_ok=True)
-    write_file(etc / "apt/sources.list.d/debian.sources", guest_sources(mirrors))
+    write_file(etc / "apt/sources.list.d/debian.sources", guest_sources(mirrors, release))
     write_file(etc / "apt/apt.conf.d/90sandbox-proxy", apt_proxy_conf(settings.proxy_url))
     if apt_options:
         lines = "".join(f'{k} "{v}";\n' for k, v in sorted(apt_options.items()))
@@ -165,6 +221,14 @@ def _build(
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.touch()
     clean_identity(root)
+
+
+def unknown_key(debootstrap_output: str) -> bool:
+    """debootstrap failed because the host's keyring cannot check the suite's Release file."""
+    return any(
+        sign in debootstrap_output
+        for sign in ("signed by unknown key", "NO_PUBKEY", "keyring file not available")
+    )
 
 
 def clean_identity(root: Path) -> None:
@@ -207,7 +271,11 @@ def golden(settings: Settings, name: str) -> Image:
             f"no image {name!r} (saved: {', '.join(known) or 'none'}; "
             "make one with bin/sandbox save SERVER NAME)"
         )
-    return Image(name, home / "rootfs")
+    rootfs = home / "rootfs"
+    release = release_of(rootfs)  # what it is, also for an image saved before releases
+    if release not in RELEASES:
+        raise SandboxError(f"image {name!r} is not a Debian release the sandbox knows ({release})")
+    return Image(name, rootfs, release)
 
 
 def list_golden(settings: Settings) -> list[str]:

@@ -1,11 +1,18 @@
-"""The Debian mirror the host's apt uses, read at run time (never hard-coded)."""
+"""The Debian mirror the host's apt uses, read at run time (never hard-coded).
+
+The host names its own release's suites (bookworm on a Debian 12 host); a server of another
+release gets the same mirror URIs with its own suite names (trixie, trixie-updates,
+trixie-security): Debian's mirrors carry every supported release side by side.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SUITE = "bookworm"
+from sandbox.release import DEFAULT_RELEASE, RELEASES
+
+SUITE = DEFAULT_RELEASE
 
 
 @dataclass(frozen=True)
@@ -19,7 +26,8 @@ class Source:
 
 @dataclass(frozen=True)
 class Mirrors:
-    """The archive for SUITE (with -updates if the host has it) and the security archive."""
+    """The archive's URI (for SUITE, and SUITE-updates if the host has it) and the security
+    archive's (SUITE-security): URIs only, the same for every release on one mirror."""
 
     main: str
     updates: str | None
@@ -154,8 +162,26 @@ def find_mirrors(sources: list[Source], suite: str = SUITE) -> Mirrors:
     )
 
 
-def host_mirrors(apt_dir: Path = Path("/etc/apt")) -> Mirrors:
-    return find_mirrors(read_host_sources(apt_dir))
+def release_mirrors(sources: list[Source], release: str) -> Mirrors:
+    """The mirrors for RELEASE: the host's own entries for it if it has them, else those of the
+    Debian release the host does name (Debian 12's sources name only bookworm)."""
+    try:
+        return find_mirrors(sources, release)
+    except MirrorError as exc:
+        own_error = exc
+    others = sorted((r for r in RELEASES if r != release), key=RELEASES.__getitem__, reverse=True)
+    for suite in others:
+        try:
+            return find_mirrors(sources, suite)
+        except MirrorError:
+            continue
+    raise MirrorError(
+        f"{own_error}, nor for {' or '.join(others)} to take its mirror from"
+    ) from own_error
+
+
+def host_mirrors(apt_dir: Path = Path("/etc/apt"), release: str = DEFAULT_RELEASE) -> Mirrors:
+    return release_mirrors(read_host_sources(apt_dir), release)
 
 
 def guest_sources(mirrors: Mirrors, suite: str = SUITE) -> str:

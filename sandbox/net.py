@@ -113,6 +113,10 @@ def create_netns(settings: Settings, netns: str, veth: str, address: str, log: P
     ip("-n", netns, "link", "set", "lo", "up", log=log)
     ip("-n", netns, "link", "set", "host0", "up", log=log)
     ip("-n", netns, "route", "add", "default", "via", str(settings.bridge_ip), log=log)
+    # The host may still hold this address's MAC from a server removed a minute ago (a STALE
+    # neighbour entry): it would send there first and sshd would answer only after the kernel's
+    # probes time out (9-27 s measured). The new server's MAC is learnt afresh instead.
+    ip("neigh", "flush", "to", address, "dev", settings.bridge, log=log, check=False)
 
 
 def delete_netns(netns: str, veth: str | None, log: Path) -> None:

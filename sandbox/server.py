@@ -41,6 +41,7 @@ def new_server(settings: Settings, name: str, address: str, image: Image) -> Ser
         ssh_key=str(settings.ssh_key),
         known_hosts=str(settings.known_hosts),
         log=str(settings.logs_dir / f"{name}.console.log"),
+        release=image.release,
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.config import FIRST_HOST_OFFSET
+from sandbox.release import LEGACY_RELEASE
 from sandbox.util import SandboxError, write_file
 
 VERSION = 1
@@ -36,6 +37,8 @@ class Server:
     pid: int | None = None
     state: str = "starting"
     host_keys: list[str] = field(default_factory=list)
+    # The Debian release it runs (codename); entries from before releases were all bookworm.
+    release: str = LEGACY_RELEASE
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Server:
@@ -78,6 +81,13 @@ class State:
 
     def remove(self, name: str) -> None:
         self.servers = [s for s in self.servers if s.name != name]
+
+    def with_prefix(self, prefix: str) -> list[Server]:
+        """The servers named PREFIX-<number>."""
+        return [
+            s for s in self.servers
+            if s.name.rpartition("-")[0] == prefix and s.name.rpartition("-")[2].isdigit()
+        ]  # fmt: skip
 
 
 def _order(server: Server) -> tuple[str, int, str]:
