@@ -37,5 +37,7 @@ else
     done
 fi
 rm -rf "$staging"
+# web2py makes these at import; made here, uWSGI's workers never race to make them at first start
+for made in deposit logs site-packages; do mkdir -p "$root/$made"; done
 chown -R "$owner" "$root"
 printf '%s\n' "$sha" > "$root/.pyinfra-web2py-source"

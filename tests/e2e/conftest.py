@@ -44,12 +44,17 @@ def web2py_zip() -> str:
 
 
 @pytest.fixture(scope="session")
-def servers(web2py_zip) -> list[Server]:
+def e2e_ready() -> None:
+    """Fails (never skips, unless W2P_SKIP_E2E=1) when this machine cannot run e2e tests."""
     why = e2e_prerequisites()
     if why:
         if os.environ.get("W2P_SKIP_E2E") == "1":
             pytest.skip(why)
         pytest.fail(f"{why} (set W2P_SKIP_E2E=1 to skip explicitly; CI never does)")
+
+
+@pytest.fixture(scope="session")
+def servers(web2py_zip, e2e_ready) -> list[Server]:
     started = sandbox_up(PREFIX, SERVER_COUNT)
     yield started
     sandbox_down([s.name for s in started])

@@ -63,9 +63,13 @@ def e2e_prerequisites() -> str | None:
     return None
 
 
-def sandbox_up(names_prefix: str, count: int, timeout: float = 900) -> list[Server]:
+def sandbox_up(
+    names_prefix: str, count: int, timeout: float = 900, release: str | None = None
+) -> list[Server]:
+    """Servers PREFIX-1..COUNT (of a Debian release, default the sandbox's)."""
     subprocess.run(
-        [str(SANDBOX), "up", str(count), "--prefix", names_prefix],
+        [str(SANDBOX), "up", str(count), "--prefix", names_prefix,
+         *(["--release", release] if release else [])],
         check=True, timeout=timeout, cwd=ROOT,
     )  # fmt: skip
     state = json.loads(
