@@ -241,6 +241,8 @@ def test_a_failed_first_deploy_is_followed_by_a_good_one_in_another_mode(install
     models.write_text(good_models + "\nraise RuntimeError('broken on purpose')\n")
     run = pyinfra("deploys/app_deploy.py", [server], data=apps_data({"fresh": str(broken)}))
     assert run.returncode != 0 and "pre-switch check" in run.output, run.output[-3000:]
+    # the operator sees the error itself, from web2py's ticket, not just "answered 500"
+    assert "RuntimeError: broken on purpose" in run.output, run.output[-3000:]
     assert http_get(server.address, "/fresh/default/index")[0] == 404  # never served
     models.write_text(good_models)
     fixed = {"fresh": {"path": str(broken), "package_mode": "full"}}

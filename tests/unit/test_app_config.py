@@ -72,3 +72,8 @@ def test_bad_data_is_one_clear_line(notes, settings, data, message):
 def test_no_apps_is_refused():
     with pytest.raises(ConfigError, match="deploy_apps: no apps to deploy"):
         deploy_config({"deploy_apps": {}})
+
+
+def test_deploy_apps_that_is_not_json_is_named():
+    with pytest.raises(ConfigError, match="deploy_apps: not valid JSON"):
+        deploy_config({"deploy_apps": '{"notes": {"path": '})
