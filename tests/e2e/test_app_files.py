@@ -283,3 +283,17 @@ def test_an_app_deployed_with_the_old_layout_loses_no_file(installed, copies):
     assert server.run(f"cat {current}/app-wrote.txt") == "runtime\n"
     assert "app-wrote.txt" in run.output  # reported
     assert server.run(f"cat {base}/shared/private/app-wrote.txt") == "runtime\n"  # still there
+
+
+def test_web2py_sees_nginxs_client_address_not_the_clients_headers(deployed):
+    server = deployed["hosts"][0]
+    spoof = {"X-Forwarded-For": "198.51.100.77", "X-Forwarded-Proto": "https"}
+    status, headers, body = http_get(server.address, "/shop/default/client", headers=spoof)
+    assert status == 200 and b"198.51.100.77" not in body, body
+    ours = server.run("ip -4 route show default | cut -d' ' -f3").strip()  # the host's bridge
+    assert body.decode() == f"client={ours} https=False"
+    _, _, body = http_get(server.address, "/shop/default/client", https=True, headers=spoof)
+    assert body.decode() == f"client={ours} https=True"
+    assert headers.get("x-content-type-options") == "nosniff"
+    assert headers.get("referrer-policy") == "strict-origin-when-cross-origin"
+    assert headers.get("server") == "nginx"  # no version

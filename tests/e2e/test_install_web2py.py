@@ -108,6 +108,21 @@ def test_old_tls_versions_are_refused(installed, tmp_path):
     assert status == 200
 
 
+def test_tls_1_2_offers_forward_secret_aead_ciphers_only(installed):
+    server = installed["hosts"][0]
+
+    def handshake(cipher: str) -> int:
+        return subprocess.run(
+            ["openssl", "s_client", "-connect", f"{server.address}:443", "-tls1_2",
+             "-cipher", cipher],
+            input=b"", capture_output=True, timeout=30,
+        ).returncode  # fmt: skip
+
+    assert handshake("AES128-SHA") != 0  # RSA key exchange, CBC: refused
+    assert handshake("ECDHE-RSA-AES128-SHA") != 0  # forward secret, but not AEAD: refused
+    assert handshake("ECDHE-RSA-AES128-GCM-SHA256") == 0
+
+
 def test_certificate_is_rsa_2048_or_more(installed):
     server = installed["hosts"][0]
     text = server.run("openssl x509 -in /etc/ssl/web2py/web2py.crt -noout -text")

@@ -55,3 +55,11 @@ def health():
 
 def user():
     return dict(form=auth())
+
+
+def client():
+    """Who web2py thinks the client is, and whether over HTTPS (nginx's values, never the
+    client's own X-Forwarded-* headers)."""
+    session.forget(response)
+    response.headers['Content-Type'] = 'text/plain; charset=utf-8'
+    return 'client=%s https=%s' % (request.client, request.is_https)
