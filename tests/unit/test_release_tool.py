@@ -658,3 +658,26 @@ def test_rollback_refuses_a_target_that_is_not_a_release_id(app):
     with pytest.raises(tool.Failure, match=r"no release to roll back to \(\.\.\)"):
         tool.cmd_rollback(args)
     assert not app.lock_dir.exists()
+
+
+def test_web2pys_own_tickets_are_read_though_they_pickle_its_classes(monkeypatch):
+    import pickle
+    import sys
+    import types
+
+    html = types.ModuleType("gluon_html_for_test")
+
+    class XML(str):
+        def __reduce__(self):
+            return (XML, (str(self),))
+
+    XML.__module__, XML.__qualname__ = "gluon_html_for_test", "XML"
+    html.XML = XML
+    monkeypatch.setitem(sys.modules, "gluon_html_for_test", html)
+    ticket = {
+        "traceback": "Traceback ...\nRuntimeError: broken on purpose\n",
+        "snapshot": {"request": XML("<div>request</div>"), "frames": [{"lnum": 3}]},
+    }
+    data = pickle.dumps(ticket)
+    monkeypatch.delitem(sys.modules, "gluon_html_for_test")  # as on the server: not importable
+    assert tool.ticket_traceback(data).endswith("RuntimeError: broken on purpose\n")

@@ -103,6 +103,6 @@ def run_view_in(env):
         filename = os.path.join(views, 'generic.' + request.extension)
     if not os.path.isfile(filename):
         badv = 'invalid view (%s)' % view
-        raise HTTP(response.status, error_message % badv, web2py_error=badv)
+        raise HTTP(404, error_message % badv, web2py_error=badv)
     render(filename, views, env)
     return response.body.getvalue()

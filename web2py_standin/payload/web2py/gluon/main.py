@@ -20,7 +20,7 @@ import socket
 import sys
 import traceback
 import uuid
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
 from urllib.parse import parse_qsl, unquote
 
 from gluon.compileapp import (build_environment, error_message, run_controller_in,
@@ -160,24 +160,23 @@ def url_in(request, environ):
 
 def serve_static(request, static_file, version):
     env = request.env
+    if os.path.isdir(static_file):
+        raise HTTP(403, web2py_error='file is a directory')
     if not os.path.isfile(static_file):
-        raise HTTP(404)
+        raise HTTP(404, web2py_error='invalid file')
     stat = os.stat(static_file)
     headers = {'Content-Type': contenttype(static_file), 'Pragma': 'cache',
                'Cache-Control': 'private',
-               'Last-Modified': formatdate(stat.st_mtime, usegmt=True)}
+               'Last-Modified': formatdate(int(stat.st_mtime), usegmt=True)}
     if version:
         headers['Cache-Control'] = 'max-age=315360000'
         headers['Expires'] = 'Thu, 31 Dec 2037 23:59:59 GMT'
     if env.query_string and env.query_string.startswith('attachment'):
         headers['Content-Disposition'] = 'attachment'
-    since = env.http_if_modified_since
-    if since:
-        try:
-            if int(stat.st_mtime) <= parsedate_to_datetime(since).timestamp():
-                raise HTTP(304, **headers)
-        except (TypeError, ValueError):
-            pass
+    # as web2py: 304 only when If-Modified-Since is exactly this Last-Modified (what browsers
+    # send back), and with no header but Content-Type
+    if env.http_if_modified_since == headers['Last-Modified']:
+        raise HTTP(304, **{'Content-Type': headers['Content-Type']})
     with open(static_file, 'rb') as f:
         raise HTTP(200, f.read(), **headers)
 

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import traceback
 
 from gluon.compileapp import build_environment, run_models_in
 from gluon.custom_import import custom_import_install
@@ -33,14 +34,20 @@ def run(appname, import_models=False, script=None, args=()):
     c, _, f = rest.partition('/')
     environment = env(a, import_models, c or 'default', f or 'index')
     sys.argv = [script] + list(args)
+    # as web2py: the script's traceback goes to stdout and the transaction is rolled back; a
+    # sys.exit() still ends the process with its code, any other exception exits 0
     try:
         with open(script, encoding='utf8') as fh:
             exec(compile(fh.read(), script, 'exec'), environment)
-    except SystemExit as e:
-        BaseAdapter.close_all_instances('commit' if not e.code else 'rollback')
-        return e.code or 0
-    except BaseException:
-        BaseAdapter.close_all_instances('rollback')
+        if import_models:
+            BaseAdapter.close_all_instances('commit')
+    except SystemExit:
+        print(traceback.format_exc())
+        if import_models:
+            BaseAdapter.close_all_instances('rollback')
         raise
-    BaseAdapter.close_all_instances('commit')
+    except Exception:
+        print(traceback.format_exc())
+        if import_models:
+            BaseAdapter.close_all_instances('rollback')
     return 0
