@@ -34,6 +34,7 @@ sandbox = [
             "ssh_strict_host_key_checking": "yes",
             "_sudo": True,
             "sandbox_name": s["name"],
+            "sandbox_release": s.get("release", "bookworm"),
         },
     )
     for s in _servers
