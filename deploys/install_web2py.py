@@ -15,11 +15,12 @@ from operations import maintenance, tls, web2py
 from operations.config import ConfigError, check_python_for_web2py, install_config
 from operations.controller import admin_password, app_package
 from operations.data_keys import check_data_keys
-from operations.facts import PythonVersion
+from operations.facts import PythonVersion, RunningFor
 from operations.scripts import LOCAL_DIR, REMOTE_DIR
 from operations.web2py_app import RELEASE_TOOL
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
+SCHEDULER_SETTLE = 5  # seconds a scheduler must keep running after its start to count as up
 
 c = install_config(host.data, admin_password=admin_password(host.data))
 # A web2py that cannot run on this server's Python is refused before anything changes (for a
@@ -78,6 +79,7 @@ source = web2py.source(
 )
 
 app_ops = []
+app_op_of: dict = {}  # app name -> its operation (a scheduler restarts for new app code)
 for app, folder in sorted(c.apps.items()):
     package = app_package(folder)
     remote = f"{c.cache_dir}/app-{app}-{package.sha256[:16]}.tar.gz"
@@ -92,6 +94,7 @@ for app, folder in sorted(c.apps.items()):
             **owner,
         )  # fmt: skip
     )
+    app_op_of[app] = app_ops[-1]
 
 if c.admin_password:
     web2py.admin_password(
@@ -120,6 +123,7 @@ uwsgi_unit = files.template(
 scheduler_unit = files.template(
     name="Scheduler systemd unit", src="templates/web2py-scheduler@.service.j2",
     dest="/etc/systemd/system/web2py-scheduler@.service", mode="644", c=c,
+    release_tool=release_tool,
 )  # fmt: skip
 systemd.daemon_reload(
     name="Reload systemd units",
@@ -147,11 +151,30 @@ systemd.service(
     _if=lambda: not uwsgi_started.did_change() and any(op.did_change() for op in app_ops),
 )
 for app in c.schedulers:
-    systemd.service(
-        name=f"Scheduler for {app}",
-        service=f"web2py-scheduler@{app}",
-        running=True,
-        enabled=True,
+    unit = f"web2py-scheduler@{app}"
+    # Up and running for a while before this run? A scheduler that keeps exiting never is.
+    steady = (host.get_fact(RunningFor, unit=unit) or 0) >= SCHEDULER_SETTLE
+    scheduler_started = systemd.service(
+        name=f"Scheduler for {app}", service=unit, running=True, enabled=True
+    )
+    # graceful (the unit's ExecStop lets a running task finish): new unit, web2py or app code
+    code_ops = [scheduler_unit, source, *([app_op_of[app]] if app in app_op_of else [])]
+    scheduler_restarted = systemd.service(
+        name=f"Restart the scheduler for {app} for its new unit, web2py or code",
+        service=unit,
+        restarted=True,
+        _if=lambda started=scheduler_started, ops=code_ops: (
+            not started.did_change() and any(op.did_change() for op in ops)
+        ),
+    )
+    # Fails the run with one line (the unit's state, its journal's last lines) unless the
+    # worker keeps running: `web2py.py -K app` exits at once when the models define no Scheduler.
+    server.shell(
+        name=f"Check the scheduler for {app} keeps running",
+        commands=[f"{release_tool} scheduler-check --app {app} --settle {SCHEDULER_SETTLE:g}"],
+        _if=lambda steady=steady, ops=(scheduler_started, scheduler_restarted): (
+            not steady or any(op.did_change() for op in ops)
+        ),
     )
 
 # --- nginx: HTTP and HTTPS ----------------------------------------------------------------

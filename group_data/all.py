@@ -19,6 +19,9 @@ web2py_admin_password = None
 web2py_apps = {}
 # Apps that get a web2py scheduler unit (web2py-scheduler@<app>): ["notes"].
 web2py_schedulers = []
+# Seconds a scheduler's running task may take to finish when its unit stops or restarts (app
+# deploys, rollbacks, restores, systemctl); after that the task is stopped.
+web2py_scheduler_stop_timeout = 60
 # Where configs, the uWSGI socket/FIFO and uploaded archives live on the server.
 web2py_config_dir = "/etc/web2py"
 web2py_run_dir = "/run/web2py"

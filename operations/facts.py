@@ -148,3 +148,35 @@ class PythonVersion(FactBase[tuple[int, int] | None]):
             if major.isdigit() and minor.isdigit():
                 return int(major), int(minor)
         return None
+
+
+# Seconds since the unit's main process started, from /proc (no procps on minimal servers).
+_RUNNING_FOR_SCRIPT = r"""
+pid=$(systemctl show -p MainPID --value "$1" 2>/dev/null)
+[ "$(systemctl show -p SubState --value "$1" 2>/dev/null)" = running ] || exit 0
+[ "${pid:-0}" -gt 0 ] 2>/dev/null && [ -r "/proc/$pid/stat" ] || exit 0
+start=$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20)
+awk -v hz="$(getconf CLK_TCK)" -v start="$start" '{ printf "%d\n", $1 - start / hz }' /proc/uptime
+"""
+
+
+class RunningFor(FactBase[int | None]):
+    """
+    Seconds the main process of a running systemd unit has been up; None when the unit is not
+    running (stopped, failed, waiting to be restarted) or unknown.
+
+    .. code:: python
+
+        host.get_fact(RunningFor, unit="web2py-scheduler@notes")
+    """
+
+    def command(self, unit: str) -> StringCommand:
+        return StringCommand(
+            "sh", "-c", QuoteString(_RUNNING_FOR_SCRIPT), "running-for", QuoteString(unit)
+        )
+
+    def process(self, output: list[str]) -> int | None:
+        for line in output:
+            if line.strip().isdigit():
+                return int(line.strip())
+        return None

@@ -336,6 +336,7 @@ def report_lines(host_name: str, app: str, backups_dir: str, entry: dict) -> lis
         )
     if entry.get("down_s") is not None:
         lines.append(f"{host_name}: {app}: down for maintenance (503) for {entry['down_s']:.1f} s")
+    lines += [line for _, line in scheduler_lines(host_name, app, entry)]
     if entry.get("backup"):
         lines.append(f"{host_name}: {app}: backup {backups_dir}/{entry['backup']}")
         lines.append(
@@ -351,11 +352,31 @@ def report_lines(host_name: str, app: str, backups_dir: str, entry: dict) -> lis
     return lines
 
 
+def scheduler_lines(host_name: str, app: str, entry: dict) -> list[tuple[bool, str]]:
+    """(ok, line) for each scheduler the release tool restarted after the switch (the audit
+    line's "schedulers"). A scheduler that did not come back does not fail the deploy: the
+    release is live and healthy; the line says what to look at and what to run."""
+    lines = []
+    for unit, info in sorted((entry.get("schedulers") or {}).items()):
+        took = f" in {info['seconds']:.1f} s" if info.get("seconds") is not None else ""
+        if info.get("ok"):
+            lines.append((True, f"{host_name}: {app}: scheduler {unit} restarted{took}: "
+                                f"{info.get('state', '?')}"))  # fmt: skip
+            continue
+        line = f"{host_name}: {app}: scheduler {unit} NOT running after its restart{took}: "
+        line += info.get("state", "?") + (f" ({info['hint']})" if info.get("hint") else "")
+        line += f"; journal: {info['journal']}" if info.get("journal") else ""
+        line += f"; the release is live: fix it, then systemctl restart {unit}"
+        lines.append((False, line))
+    return lines
+
+
 def report_release(app: str, config: DeployConfig) -> None:
     """Log, per host, what the deploy, rollback or restore that just ran did (python.call)."""
     entry = host.get_fact(LastAudit, apps_dir=config.apps_dir, app=app) or {}
+    failed = {line for ok, line in scheduler_lines(host.name, app, entry) if not ok}
     for line in report_lines(host.name, app, config.backups_dir, entry):
-        logger.info(line)
+        (logger.warning if line in failed else logger.info)(line)
 
 
 def report(after: OperationMeta, app: str, config: DeployConfig) -> None:

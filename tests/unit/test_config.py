@@ -34,6 +34,7 @@ def test_defaults_are_complete(tmp_path):
     digest = hashlib.sha256((tmp_path / "web2py_src.zip").read_bytes()).hexdigest()
     assert c.source.sha256 == digest and c.source.version == (2, 27)
     assert c.tls_cert is None and c.admin_password is None
+    assert (c.schedulers, c.scheduler_stop_timeout) == ((), 60)
 
 
 def test_admin_password_is_not_in_repr(tmp_path):
@@ -64,6 +65,7 @@ def test_admin_password_is_not_in_repr(tmp_path):
         ({"nginx_client_max_body_size": "10 MB"}, "nginx_client_max_body_size: expected a size"),
         ({"tls_key_bits": 1024}, "tls_key_bits: 1024 is out of range"),
         ({"nginx_server_name": "a;b"}, "nginx_server_name: expected host names or _"),
+        ({"web2py_scheduler_stop_timeout": 0}, "web2py_scheduler_stop_timeout: 0 is out of"),
     ],
 )
 def test_bad_data_is_one_clear_line(tmp_path, overrides, message):

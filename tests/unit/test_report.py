@@ -1,6 +1,6 @@
 """The per-host report after a deploy, rollback or restore (from its audit line)."""
 
-from operations.web2py_app import human_bytes, report_lines
+from operations.web2py_app import human_bytes, report_lines, scheduler_lines
 
 
 def test_deploy_under_maintenance_reports_downtime_backup_and_undo():
@@ -43,3 +43,44 @@ def test_human_bytes():
     assert [human_bytes(n) for n in (0, 999, 1000, 2_500_000, 3e12)] == [
         "0 B", "999 B", "1.0 kB", "2.5 MB", "3000.0 GB",
     ]  # fmt: skip
+
+
+def test_a_restarted_scheduler_is_reported_with_its_state():
+    entry = {
+        "action": "deploy", "result": "ok", "release": "R2",
+        "schedulers": {"web2py-scheduler@notes.service": {
+            "ok": True, "state": "active (running), pid 42", "seconds": 7.25,
+        }},
+    }  # fmt: skip
+    lines = report_lines("web-1", "notes", "/b", entry)
+    assert lines[1] == (
+        "web-1: notes: scheduler web2py-scheduler@notes.service restarted in 7.2 s: "
+        "active (running), pid 42"
+    )
+    assert scheduler_lines("web-1", "notes", entry) == [(True, lines[1])]
+
+
+def test_a_scheduler_that_did_not_come_back_is_a_warning_not_a_failed_deploy():
+    entry = {
+        "action": "rollback", "result": "ok", "release": "R1", "from": "R2",
+        "schedulers": {"web2py-scheduler@notes.service": {
+            "ok": False, "state": "activating (auto-restart), last exit status 0",
+            "hint": "the app's models define no Scheduler (web2py.py -K needs one)",
+            "journal": "starting single-scheduler for \"notes\"... | AttributeError: _scheduler",
+            "seconds": 6.0,
+        }},
+    }  # fmt: skip
+    lines = report_lines("web-1", "notes", "/b", entry)
+    assert lines[0] == "web-1: notes: rollback ok, release R1 (was R2)"
+    assert lines[1] == (
+        "web-1: notes: scheduler web2py-scheduler@notes.service NOT running after its restart "
+        "in 6.0 s: activating (auto-restart), last exit status 0 (the app's models define no "
+        'Scheduler (web2py.py -K needs one)); journal: starting single-scheduler for "notes"'
+        "... | AttributeError: _scheduler; the release is live: fix it, then systemctl restart "
+        "web2py-scheduler@notes.service"
+    )
+    assert scheduler_lines("web-1", "notes", entry) == [(False, lines[1])]
+
+
+def test_no_scheduler_no_line():
+    assert scheduler_lines("web-1", "notes", {"action": "deploy", "result": "ok"}) == []

@@ -79,6 +79,7 @@ def test_app_layout():
         "private/README",
         "models/db.py",
         "models/menu.py",
+        "models/scheduler.py",
         "controllers/default.py",
         "modules/__init__.py",
         "modules/notes_util.py",
@@ -161,6 +162,14 @@ def test_health(web):
     assert (r.status, r.text) == (200, f"ok notes {version.group(1)}")
     assert r.headers["content-type"] == "text/plain; charset=utf-8"
     assert "set-cookie" not in r.headers
+
+
+def test_without_a_scheduler_the_pages_still_work(web):
+    """The stand-in has no gluon.scheduler: the app's scheduler model steps aside."""
+    data = web.get("/notes/default/tasks.json").json()
+    assert data == {"version": "1.0.0", "scheduler": False, "log": [], "queue": [], "workers": []}
+    assert web.post("/notes/default/queue_task.json", {"label": "x"}).status == 503
+    assert web.get("/notes/default/queue_task.json").status == 405
 
 
 def test_feed_and_show(web, root):

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+import json
 import uuid
 
 from notes_util import VERSION, note_as_dict, rfc822, summarize
@@ -65,3 +66,47 @@ def headers():
     session.forget(response)
     response.headers['Content-Type'] = 'text/plain; charset=utf-8'
     return ' '.join(sorted(k[5:] for k in request.env if k.startswith('http_')))
+
+
+def queue_task():
+    """POST /notes/default/queue_task.json (label=..., seconds=...): queue the scheduler's `log`
+    task (models/scheduler.py); answers its id. The worker runs it: web2py.py -K notes."""
+    session.forget(response)
+    if request.env.request_method != 'POST':
+        raise HTTP(405, 'POST only', Allow='POST')
+    if scheduler is None:
+        raise HTTP(503, 'this web2py has no scheduler')
+    label = (request.post_vars.label or 'log').strip()[:64] or 'log'
+    try:
+        seconds = min(max(float(request.post_vars.seconds or 0), 0), MAX_TASK_SECONDS)
+    except ValueError:
+        raise HTTP(400, 'seconds: a number')
+    queued = scheduler.queue_task('log', pvars=dict(label=label, seconds=seconds),
+                                  timeout=MAX_TASK_SECONDS + 30)
+    if queued['errors']:
+        raise HTTP(400, str(queued['errors']))
+    return dict(id=queued['id'], label=label)
+
+
+def tasks():
+    """GET /notes/default/tasks.json: the rows tasks wrote (task_log) and, with a scheduler, its
+    queue (each task's status and runs: which worker, how it ended) and its workers."""
+    session.forget(response)
+    rows = db(db.task_log).select(orderby=db.task_log.id)
+    log = [dict(task=row.task, version=row.version,
+                written_on=row.written_on.strftime('%Y-%m-%dT%H:%M:%S') if row.written_on else None)
+           for row in rows]
+    queue, workers = [], []
+    if scheduler is not None:
+        sdb = scheduler_db
+        for task in sdb(sdb.scheduler_task).select(orderby=sdb.scheduler_task.id):
+            runs = sdb(sdb.scheduler_run.task_id == task.id).select(orderby=sdb.scheduler_run.id)
+            queue.append(dict(
+                id=task.id, function=task.function_name, status=task.status,
+                label=json.loads(task.vars or '{}').get('label'),
+                runs=[dict(status=run.status, worker=run.worker_name) for run in runs],
+            ))
+        workers = [dict(name=w.worker_name, status=w.status)
+                   for w in sdb(sdb.scheduler_worker).select(orderby=sdb.scheduler_worker.id)]
+    return dict(version=VERSION, scheduler=scheduler is not None, log=log, queue=queue,
+                workers=workers)
