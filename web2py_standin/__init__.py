@@ -70,22 +70,29 @@ def _info(name: str, is_dir: bool) -> zipfile.ZipInfo:
     return info
 
 
-def build_zip(dest: Path) -> Path:
-    """Write the stand-in ``web2py_src.zip`` to ``dest`` and return its path.
-
-    The same inputs always give the same bytes. The file is written next to
-    ``dest`` first and renamed into place.
-    """
+def write_reproducible_zip(dest: Path, entries: dict[str, bytes | None]) -> Path:
+    """Write ``entries`` (archive name -> bytes, None for a folder) as a reproducible zip:
+    sorted, fixed dates and modes, deflate level 9; written beside ``dest``, renamed in."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".tmp")
-    entries = zip_entries()
     with zipfile.ZipFile(tmp, "w") as zf:
         for name in sorted(entries):
-            source = entries[name]
-            if source is None:
+            data = entries[name]
+            if data is None:
                 zf.writestr(_info(name, True), b"")
             else:
-                zf.writestr(_info(name, False), source.read_bytes(), compresslevel=9)
+                zf.writestr(_info(name, False), data, compresslevel=9)
     os.replace(tmp, dest)
     return dest
+
+
+def build_zip(dest: Path) -> Path:
+    """Write the stand-in ``web2py_src.zip`` to ``dest`` and return its path.
+
+    The same inputs always give the same bytes.
+    """
+    entries = zip_entries()
+    return write_reproducible_zip(
+        dest, {name: None if src is None else src.read_bytes() for name, src in entries.items()}
+    )

@@ -21,7 +21,6 @@ like the stand-in's: same wheels and sources, same bytes.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import subprocess
@@ -31,7 +30,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from web2py_standin import SKIP_DIRS, SKIP_FILES, SKIP_SUFFIXES, _info
+from web2py_standin import SKIP_DIRS, SKIP_FILES, SKIP_SUFFIXES, write_reproducible_zip
 
 __all__ = [
     "APPS",
@@ -392,18 +391,4 @@ def gluon_entries(cache: Path = DEFAULT_WHEEL_CACHE) -> dict[str, bytes | None]:
 
 def build_gluon_zip(dest: Path, cache: Path = DEFAULT_WHEEL_CACHE) -> Path:
     """Write the gluon test distribution to ``dest`` (reproducibly) and return its path."""
-    dest = Path(dest)
-    entries = gluon_entries(cache)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
-        for name in sorted(entries):
-            data = entries[name]
-            if data is None:
-                zf.writestr(_info(name, True), b"")
-            else:
-                zf.writestr(_info(name, False), data, compresslevel=9)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, dest)
-    return dest
+    return write_reproducible_zip(dest, gluon_entries(cache))
