@@ -29,7 +29,7 @@ server.user(
 files.directory(name=f"{home} private", path=home, user=u.user, group=u.user, mode="750")
 if u.password:
     accounts.password(name=f"Password of {u.user}", user=u.user, password=u.password)
-rules = sudoers_rules(u.user, u.sudo)
+rules = sudoers_rules(u.user, u.sudo, u.schedulers)
 if rules:
     accounts.sudoers(name=f"sudo scope {u.sudo} for {u.user}", filename=u.user, content=rules)
 else:

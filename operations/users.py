@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, as_local_file, as_unix_name
+from .config import ConfigError, as_app_name, as_local_file, as_unix_name
 
 SUDO_SCOPES = ("web2py", "password", "full", "none")
 KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-", "sk-ssh-ed25519", "sk-ecdsa-sha2-")
-WEB2PY_UNITS = ("nginx", "web2py-uwsgi", "web2py-scheduler@*")
+# Named one by one: a "*" in sudoers matches across arguments too, so
+# "systemctl start web2py-scheduler@*" would allow "... web2py-scheduler@x debug-shell.service".
+WEB2PY_UNITS = ("nginx", "web2py-uwsgi")
 UNIT_VERBS = ("start", "stop", "restart", "reload", "status")
 
 
@@ -21,6 +23,7 @@ class UserConfig:
     public_key: str
     sudo: str
     password: str | None = field(repr=False)
+    schedulers: tuple[str, ...] = ()  # apps of web2py_schedulers: their units are in scope
 
 
 def public_key_line(path: Path) -> str:
@@ -62,11 +65,20 @@ def user_config(data: Any, password: str | None) -> UserConfig:
         public_key=public_key_line(key_path),
         sudo=sudo,
         password=password,
+        schedulers=scheduler_apps(data.get("web2py_schedulers")),
     )
 
 
-def sudoers_rules(user: str, scope: str) -> str | None:
-    """The sudoers drop-in for a scope; None for "none" (no drop-in)."""
+def scheduler_apps(value: Any) -> tuple[str, ...]:
+    apps = value or ()
+    if isinstance(apps, str):
+        apps = [a for a in apps.split(",") if a]
+    return tuple(as_app_name("web2py_schedulers", a) for a in apps)
+
+
+def sudoers_rules(user: str, scope: str, schedulers: tuple[str, ...] = ()) -> str | None:
+    """The sudoers drop-in for a scope; None for "none" (no drop-in). The "web2py" scope names
+    every command in full, the schedulers' units included: no wildcard in it."""
     header = f"# Managed by pyinfra-web2py (deploys/create_user.py): sudo scope {scope!r}\n"
     if scope == "none":
         return None
@@ -74,7 +86,8 @@ def sudoers_rules(user: str, scope: str) -> str | None:
         return header + f"{user} ALL=(ALL:ALL) NOPASSWD: ALL\n"
     if scope == "password":
         return header + f"{user} ALL=(ALL:ALL) ALL\n"
+    units = (*WEB2PY_UNITS, *(f"web2py-scheduler@{app}" for app in schedulers))
     commands = ", ".join(
-        f"/usr/bin/systemctl {verb} {unit}" for unit in WEB2PY_UNITS for verb in UNIT_VERBS
+        f"/usr/bin/systemctl {verb} {unit}" for unit in units for verb in UNIT_VERBS
     )
     return header + f"{user} ALL=(root) NOPASSWD: {commands}\n"

@@ -65,6 +65,13 @@ def test_scoped_sudo_works_and_nothing_more(alice):
     assert allowed.returncode == 0, allowed.stderr
     denied = ssh_as_alice(alice, "sudo", "-n", "id")
     assert denied.returncode != 0
+    # a unit pattern must not stretch over more arguments (sudoers' * would)
+    sneaky = ssh_as_alice(
+        alice, "sudo", "-n", "/usr/bin/systemctl", "start", "web2py-scheduler@x", "debug-shell"
+    )
+    assert sneaky.returncode != 0
+    listed = alice["server"].run("sudo -l -U alice")
+    assert "/usr/bin/systemctl reload nginx" in listed and "*" not in listed, listed
     rules = alice["server"].run("stat -c '%U %G %a' /etc/sudoers.d/alice").strip()
     assert rules == "root root 440"
     assert alice["server"].run("visudo -c -q && echo ok").strip() == "ok"

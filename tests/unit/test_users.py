@@ -61,9 +61,11 @@ def test_sudoers_rules_pass_visudo(tmp_path, scope):
 
 
 def test_web2py_scope_is_narrow():
-    rules = sudoers_rules("alice", "web2py")
+    rules = sudoers_rules("alice", "web2py", ("notes",))
     assert "NOPASSWD: ALL" not in rules
     assert "/usr/bin/systemctl reload web2py-uwsgi" in rules
+    assert "/usr/bin/systemctl restart web2py-scheduler@notes," in rules
+    assert "*" not in rules  # a sudoers wildcard matches across arguments
     assert sudoers_rules("alice", "none") is None
 
 
