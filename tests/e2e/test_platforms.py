@@ -1,8 +1,9 @@
 """The platform subset on every supported Debian release: Debian 13 (trixie), 12 (bookworm)
 and 11 (bullseye), one fresh sandbox server each.
 
-On each: install_web2py twice (the second run changes nothing), app_deploy under open-loop
-load (0 failed requests), rollback, maintenance down/up, restore. The web2py is the
+On each: install_web2py twice (the second run changes nothing) with a scheduler for the example
+app, app_deploy under open-loop load (0 failed requests) with a task queued before it that runs
+after it with the new release's code, rollback, maintenance down/up, restore. The web2py is the
 real-framework test distribution where gluon 2.26.1 runs (Python 3.9 and 3.11), the stand-in
 (web2py 3.x at the deploys' boundaries) on Python 3.13; there, web2py 2.x is refused.
 The full suite runs on the default platform (the other e2e files)."""
@@ -20,7 +21,8 @@ import pytest
 
 from bench.loadgen import LoadRunner
 
-from .sandboxlib import ROOT, Server, http_get, pyinfra, sandbox_down, sandbox_up
+from .sandboxlib import ROOT, Server, http_get, pyinfra, sandbox_down, sandbox_up, wait_for
+from .test_schedulers import logged, queue, task, tasks
 
 # release -> (server name prefix, test distribution)
 PLATFORMS = {
@@ -30,6 +32,7 @@ PLATFORMS = {
 }
 WANTED = [r for r in (os.environ.get("W2P_PLATFORMS") or ",".join(PLATFORMS)).split(",") if r]
 APPS_DIR = "/srv/web2py-apps"
+SCHEDULERS = {"web2py_schedulers": '["notes"]'}
 NOTES = {"health_path": "/notes/default/health", "health_text": "ok notes"}
 
 
@@ -102,15 +105,15 @@ def test_web2py_2_is_refused_where_python_is_3_12_or_newer(platform):
 def test_install_twice_the_second_run_changes_nothing(platform):
     server = platform["server"]
     env = {"WEB2PY_SRC_ZIP": platform["zip"], "WEB2PY_ADMIN_PASSWORD": "x-pw-12345"}
-    first = pyinfra("deploys/install_web2py.py", [server], env=env)
+    first = pyinfra("deploys/install_web2py.py", [server], data=SCHEDULERS, env=env)
     assert first.returncode == 0, first.output[-5000:]
-    second = pyinfra("deploys/install_web2py.py", [server], env=env)
+    second = pyinfra("deploys/install_web2py.py", [server], data=SCHEDULERS, env=env)
     assert second.returncode == 0 and second.totals["changed"] == 0, second.output[-3000:]
     for path in ("/welcome/default/index", "/notes/default/health"):
         status, _, body = http_get(server.address, path)
         assert status == 200, (path, body[:300])
     assert http_get(server.address, "/welcome/default/index", https=True)[0] == 200
-    for unit in ("nginx", "web2py-uwsgi"):
+    for unit in ("nginx", "web2py-uwsgi", "web2py-scheduler@notes"):
         assert server.run(f"systemctl is-active {unit}").strip() == "active"
 
 
@@ -119,6 +122,10 @@ def test_deploy_under_load_then_rollback(platform):
     first = pyinfra("deploys/app_deploy.py", [server], data=apps(app_dir))
     assert first.returncode == 0, first.output[-3000:]
     previous = live(server)
+    # the worker is busy when the deploy comes, with one more task queued behind
+    queue(server, "busy", 8)
+    assert wait_for(lambda: task(server, "busy")["status"] == "RUNNING", 60), tasks(server)
+    queue(server, "queued-before-the-deploy")
     set_version(app_dir, f"2.0.0-{platform['release']}")
     url = f"http://{server.address}/notes/default/health"
     with LoadRunner(url, rate=60, duration=20, timeout=5, expect_body=b"ok notes") as load:
@@ -132,6 +139,11 @@ def test_deploy_under_load_then_rollback(platform):
         assert http_get(server.address, "/notes/default/health")[2] == expected
     again = pyinfra("deploys/app_deploy.py", [server], data=apps(app_dir))
     assert again.returncode == 0 and again.totals["changed"] == 0, again.output[-3000:]
+    # the scheduler followed the deploy: the task queued before it runs the new release's code
+    new = f"2.0.0-{platform['release']}"
+    assert wait_for(lambda: logged(server, "queued-before-the-deploy"), 60), tasks(server)
+    assert logged(server, "queued-before-the-deploy") == [new]
+    assert logged(server, "busy") == ["1.0.0"]  # the running task was let finish, old code
 
     with LoadRunner(url, rate=60, duration=20, timeout=5, expect_body=b"ok notes") as load:
         time.sleep(2)
