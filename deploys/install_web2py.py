@@ -51,7 +51,12 @@ if c.user != "www-data":
         name=f"User {c.user}", user=c.user, group=c.group, groups=["www-data"],
         home=web2py_home, shell="/usr/sbin/nologin", system=True,
     )  # fmt: skip
-files.directory(name=f"Directory {web2py_home}", path=web2py_home, mode="755", **owner)
+# The folder web2py_root is in: the web2py user's only when it is that user's home folder
+# (/home/www-data for the default root). Elsewhere (/srv for /srv/web2py) it stays root's: handing
+# it to the app user would hand it every folder beside web2py (/srv/web2py-apps).
+parent_owner = owner if web2py_home == f"/home/{c.user}" else {"user": "root", "group": "root"}
+if web2py_home != "/":
+    files.directory(name=f"Directory {web2py_home}", path=web2py_home, mode="755", **parent_owner)
 root_owned = {"user": "root", "group": "root"}
 files.directory(name=f"Cache {c.cache_dir}", path=c.cache_dir, mode="700", **root_owned)
 files.directory(name=f"Config {c.config_dir}", path=c.config_dir, mode="755", **root_owned)
