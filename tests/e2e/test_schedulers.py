@@ -2,8 +2,9 @@
 them, app deploys and rollbacks restart them gracefully with the new release's code.
 
 A server of its own (prefix w2pk), so that its scheduler units and tasks never show up in the
-other files' servers (webserver status, the cycles). Needs web2py's real scheduler: the gluon
-test distribution (the default) or a real web2py_src.zip; the stand-in has none.
+other files' servers (webserver status, the cycles). The web2py is the e2e one: the gluon test
+distribution by default (web2py's real scheduler), or the stand-in's scheduler with
+W2P_TEST_FRAMEWORK=standin.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import shutil
 import time
 import urllib.parse
-import zipfile
 
 import pytest
 
@@ -27,10 +27,6 @@ SLOW = 25  # seconds the task that a deploy must wait for runs
 
 @pytest.fixture(scope="module")
 def server(web2py_zip, e2e_ready):
-    with zipfile.ZipFile(web2py_zip) as zf:
-        version = zf.read("web2py/VERSION").decode()
-    if "stand-in" in version:
-        pytest.skip("the web2py stand-in has no scheduler (web2py.py -K): use the gluon one")
     (started,) = sandbox_up(PREFIX, 1)
     yield started
     sandbox_down([started.name])

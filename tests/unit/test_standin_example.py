@@ -164,11 +164,13 @@ def test_health(web):
     assert "set-cookie" not in r.headers
 
 
-def test_without_a_scheduler_the_pages_still_work(web):
-    """The stand-in has no gluon.scheduler: the app's scheduler model steps aside."""
+def test_the_stand_ins_scheduler_takes_tasks(web):
+    """The stand-in has a scheduler of its own (gluon/scheduler.py): tasks can be queued."""
     data = web.get("/notes/default/tasks.json").json()
-    assert data == {"version": "1.0.0", "scheduler": False, "log": [], "queue": [], "workers": []}
-    assert web.post("/notes/default/queue_task.json", {"label": "x"}).status == 503
+    assert data["scheduler"] is True and data["log"] == [] and data["queue"] == []
+    queued = web.post("/notes/default/queue_task.json", {"label": "x"})
+    assert queued.status == 200 and "x" in queued.text
+    assert [t["label"] for t in web.get("/notes/default/tasks.json").json()["queue"]] == ["x"]
     assert web.get("/notes/default/queue_task.json").status == 405
 
 

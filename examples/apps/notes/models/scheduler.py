@@ -9,7 +9,7 @@ from notes_util import VERSION
 
 try:
     from gluon.scheduler import Scheduler
-except ImportError:  # the test stand-in web2py has no scheduler: the pages work without one
+except ImportError:  # a web2py without gluon.scheduler: the pages work without one
     Scheduler = None
 
 db.define_table(
