@@ -331,11 +331,7 @@ class App:
                 bad = zf.testzip()
         except zipfile.BadZipFile:
             raise Failure(f"{self.name}: {path.name} is not a zip: refused") from None
-        if (
-            bad
-            or not names
-            or any(not n.startswith(f"{self.name}/") or ".." in n.split("/") for n in names)
-        ):
+        if bad or not names or any(not safe_member(n, f"{self.name}/") for n in names):
             raise Failure(f"{self.name}: {path.name} is not a backup of this app: refused")
         if f"{self.name}/controllers/" not in {n[: len(self.name) + 13] for n in names}:
             raise Failure(f"{self.name}: {path.name} holds no controllers/: refused")
@@ -1019,6 +1015,15 @@ def ticket_traceback(data: bytes) -> str:
     return trace if isinstance(trace, str) else ""
 
 
+def safe_member(name: str, prefix: str) -> bool:
+    """An archive entry that stays inside its folder: under ``prefix``, relative, no empty,
+    "." or ".." part ("app//tmp/x" would be written to /tmp/x by Path joining)."""
+    if not name.startswith(prefix):
+        return False
+    parts = name[len(prefix) :].rstrip("/").split("/")
+    return all(part not in ("", ".", "..") for part in parts) and "\\" not in name
+
+
 def make_root_dir(path: Path, gid: int) -> None:
     """A folder root owns and the web2py group may read (never a link: refused)."""
     if path.is_symlink():
@@ -1108,6 +1113,49 @@ def regular_files(root: Path) -> list[str]:
             if stat.S_ISREG(path.lstat().st_mode):
                 found.append(path.relative_to(root).as_posix())
     return sorted(found)
+
+
+def old_scratch_files(shared: Path, folders, cutoff: float) -> list[tuple[str, str, int]]:
+    """(folder, relative path, size) of the files older than ``cutoff`` in shared/<folder>,
+    found without following links (os.fwalk checks each folder it enters is the one it saw)."""
+    found = []
+    for folder in folders:
+        top = shared / folder
+        if top.is_symlink() or not top.is_dir():
+            continue
+        for dirpath, _dirs, files, dirfd in os.fwalk(top, follow_symlinks=False):
+            for name in files:
+                try:
+                    st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+                except OSError:
+                    continue
+                if st.st_mtime < cutoff and (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                    found.append(
+                        (folder, os.path.relpath(os.path.join(dirpath, name), top), st.st_size)
+                    )
+    return found
+
+
+def remove_old_scratch_files(shared: Path, folders, cutoff: float) -> int:
+    """Remove what :func:`old_scratch_files` finds, each by its folder's descriptor (a link is
+    removed itself, never followed)."""
+    removed = 0
+    for folder in folders:
+        top = shared / folder
+        if top.is_symlink() or not top.is_dir():
+            continue
+        for _dirpath, _dirs, files, dirfd in os.fwalk(top, follow_symlinks=False):
+            for name in files:
+                try:
+                    st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+                    if st.st_mtime < cutoff and (
+                        stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)
+                    ):
+                        os.unlink(name, dir_fd=dirfd)
+                        removed += 1
+                except OSError:
+                    continue
+    return removed
 
 
 def walk_files(root: Path):
@@ -1872,14 +1920,13 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     --dry-run prints what would go as JSON (a fact reads it); otherwise it is removed."""
     app = App(args)
     cutoff = time.time() - args.days * 86400
-    stale = []
-    for scratch in ("sessions", "errors", "cache"):
-        folder = app.shared / scratch
-        if folder.is_dir():
-            stale += [p for p in walk_files(folder) if p.lstat().st_mtime < cutoff]
+    # The app user writes these folders: walked by descriptor without following a link, and
+    # files removed relative to their folder's descriptor, so a link planted anywhere in them
+    # (or a folder swapped for one meanwhile) never makes root delete outside them.
+    stale = old_scratch_files(app.shared, ("sessions", "errors", "cache"), cutoff)
     releases = app.prune_releases(dry_run=True) if app.releases.is_dir() else []
     backups = app.prune_backups(dry_run=True)
-    freed = sum(p.lstat().st_size for p in stale)
+    freed = sum(size for _, _, size in stale)
     freed += sum(p.stat().st_size for p in backups)
     freed += sum(
         f.lstat().st_size
@@ -1896,8 +1943,7 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     if not args.dry_run:
         app.acquire("cleanup")
         try:
-            for path in stale:
-                path.unlink(missing_ok=True)
+            remove_old_scratch_files(app.shared, ("sessions", "errors", "cache"), cutoff)
             if app.releases.is_dir():
                 app.prune_releases()
             app.prune_backups()

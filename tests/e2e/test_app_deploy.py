@@ -433,6 +433,12 @@ def test_cleanup_removes_old_runtime_files_and_excess_releases(app):
         f"touch -d '40 days ago' {shared}/sessions/old-session {shared}/errors/old-ticket && "
         f"touch {shared}/sessions/fresh-session"
     )
+    # the app user plants a link to a root-only folder of old files in its cache
+    server.run(
+        "mkdir -p /root/victim && echo keep > /root/victim/old-file && "
+        "touch -d '400 days ago' /root/victim/old-file && "
+        f"runuser -u www-data -- ln -sfn /root/victim {shared}/cache/planted"
+    )
     data = {"cleanup_days": "30", **apps_data(app["dir"], keep_releases=2, keep_backups=3)}
     live_before = live(app)["release"]
     run = pyinfra("deploys/cleanup.py", [server], data=data)
@@ -440,6 +446,7 @@ def test_cleanup_removes_old_runtime_files_and_excess_releases(app):
     assert "old files" in run.output or "tool is updated first" in run.output
     left = server.run(f"ls {shared}/sessions {shared}/errors")
     assert "old-session" not in left and "old-ticket" not in left and "fresh-session" in left
+    assert server.run("cat /root/victim/old-file") == "keep\n"  # never followed
     releases = server.run(f"ls {APPS_DIR}/notes/releases").split()
     assert live_before in releases and len(releases) <= 3  # kept: 2, plus the last good one
     assert len(backups_of(server)) == 3

@@ -681,3 +681,44 @@ def test_web2pys_own_tickets_are_read_though_they_pickle_its_classes(monkeypatch
     data = pickle.dumps(ticket)
     monkeypatch.delitem(sys.modules, "gluon_html_for_test")  # as on the server: not importable
     assert tool.ticket_traceback(data).endswith("RuntimeError: broken on purpose\n")
+
+
+def test_cleanup_never_follows_a_link_the_app_user_planted(app, tmp_path):
+    victim = tmp_path / "etc"
+    victim.mkdir()
+    (victim / "passwd").write_text("root:x:0:0")
+    os.utime(victim / "passwd", (1, 1))  # old enough to be removed, if it were reached
+    cache = app.shared / "cache"
+    (cache / "sub").mkdir(parents=True)
+    os.symlink(victim, cache / "sub" / "escape")  # a folder link inside the app's scratch
+    os.symlink(victim / "passwd", cache / "old-link")
+    os.utime(cache / "old-link", (1, 1), follow_symlinks=False)
+    (cache / "sub" / "old").write_text("x")
+    os.utime(cache / "sub" / "old", (1, 1))
+    app.args.days, app.args.dry_run = 30, False
+    assert tool.cmd_cleanup(app.args) == 0
+    assert (victim / "passwd").read_text() == "root:x:0:0"  # untouched
+    assert not (cache / "sub" / "old").exists()  # the app's own old file went
+    assert not os.path.lexists(cache / "old-link")  # the link itself went, not its target
+    assert (cache / "sub" / "escape").is_symlink()  # a link to a folder is never entered
+
+
+@pytest.mark.parametrize(
+    "name", ["notes//tmp/x", "notes/../x", "notes/./x", "/notes/x", "notes/a\\\\..\\\\b", "other/x"]
+)
+def test_archive_names_that_leave_the_app_are_refused(name):
+    assert not tool.safe_member(name, "notes/")
+    assert tool.safe_member("notes/controllers/default.py", "notes/")
+
+
+def test_a_backup_with_an_escaping_name_is_refused(app, tmp_path):
+    backups = Path(app.args.backups_dir)
+    backups.mkdir(parents=True, exist_ok=True)
+    name = "notes.20261125T000000Z.zip"
+    with zipfile.ZipFile(backups / name, "w") as zf:
+        zf.writestr("notes/controllers/default.py", "x = 1\n")
+        zf.writestr("notes//tmp/escaped-by-restore", "x")
+    digest = tool.sha256_file(backups / name)
+    (backups / f"{name}.sha256").write_text(f"{digest}  {name}\n")
+    with pytest.raises(tool.Failure, match="is not a backup of this app: refused"):
+        app.verified_backup(name)
