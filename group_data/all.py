@@ -32,6 +32,9 @@ nginx_server_name = "_"  # server_name; "_" answers any host name
 http_port = 80
 https_port = 443
 https_redirect = False  # True: plain HTTP answers 301 to HTTPS
+# HSTS: browsers use only HTTPS for this long (seconds, e.g. 31536000) once they saw it; 0: off.
+# Turn it on once HTTPS works with a real certificate: browsers refuse a self-signed one then.
+nginx_hsts_seconds = 0
 nginx_ipv6 = True  # also listen on [::]
 nginx_client_max_body_size = "10m"  # largest upload nginx accepts
 # Your own certificate (full chain) and key on the controller; both None: self-signed.

@@ -211,6 +211,7 @@ class InstallConfig:
     http_port: int
     https_port: int
     https_redirect: bool
+    hsts_seconds: int  # Strict-Transport-Security max-age on HTTPS answers (0: none)
     ipv6: bool
     client_max_body_size: str
     tls_cert: Path | None
@@ -260,6 +261,7 @@ def install_config(data: Any, admin_password: str | None = None) -> InstallConfi
         http_port=http_port,
         https_port=https_port,
         https_redirect=as_bool("https_redirect", get("https_redirect", False)),
+        hsts_seconds=as_int("nginx_hsts_seconds", get("nginx_hsts_seconds", 0), 0, 63072000),
         ipv6=as_bool("nginx_ipv6", get("nginx_ipv6", True)),
         client_max_body_size=as_match(
             "nginx_client_max_body_size",

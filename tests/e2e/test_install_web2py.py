@@ -13,7 +13,7 @@ import pytest
 
 from operations.passwords import web2py_hash
 
-from .sandboxlib import http_get
+from .sandboxlib import http_get, pyinfra
 
 ROOT_DIR = "/home/www-data/web2py"
 
@@ -121,6 +121,23 @@ def test_tls_1_2_offers_forward_secret_aead_ciphers_only(installed):
     assert handshake("AES128-SHA") != 0  # RSA key exchange, CBC: refused
     assert handshake("ECDHE-RSA-AES128-SHA") != 0  # forward secret, but not AEAD: refused
     assert handshake("ECDHE-RSA-AES128-GCM-SHA256") == 0
+
+
+def test_hsts_only_when_asked_and_only_over_https(installed):
+    server, env = installed["hosts"][0], installed["env"]
+    assert "strict-transport-security" not in http_get(server.address, "/", https=True)[1]
+    run = pyinfra(
+        "deploys/install_web2py.py", [server], data={"nginx_hsts_seconds": "600"}, env=env
+    )
+    try:
+        assert run.returncode == 0, run.output[-3000:]
+        _, headers, _ = http_get(server.address, "/welcome/default/index", https=True)
+        assert headers.get("strict-transport-security") == "max-age=600"
+        assert "strict-transport-security" not in http_get(server.address, "/welcome/")[1]
+    finally:
+        back = pyinfra("deploys/install_web2py.py", [server], env=env)
+        assert back.returncode == 0, back.output[-3000:]
+    assert "strict-transport-security" not in http_get(server.address, "/", https=True)[1]
 
 
 def test_certificate_is_rsa_2048_or_more(installed):

@@ -146,7 +146,7 @@ def test_state_fact_parses_the_files_it_found():
 C = SimpleNamespace(
     config_dir="/etc/w2p", root="/home/www-data/web2py", uwsgi_harakiri=60,
     client_max_body_size="10m", run_dir="/run/web2py", http_port=80, https_port=443,
-    ipv6=True, server_name="_", https_redirect=False,
+    ipv6=True, server_name="_", https_redirect=False, hsts_seconds=0,
 )  # fmt: skip
 
 
