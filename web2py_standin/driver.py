@@ -211,3 +211,27 @@ def _handle(application, message: dict) -> dict:
 
 if __name__ == "__main__":
     serve(sys.argv[1])
+
+
+def install_zip(zip_path: Path, dest: Path) -> Path:
+    """Unpack a web2py source zip into ``dest`` as the deploys install it (the handler copied
+    next to ``applications/``) and return the web2py root."""
+    import shutil
+    import zipfile
+
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(dest)
+    root = Path(dest) / "web2py"
+    shutil.copy(root / "handlers" / "wsgihandler.py", root / "wsgihandler.py")
+    return root
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Stop a process a test started (by its PID only): TERM, then KILL, bounded."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

@@ -23,7 +23,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -36,7 +35,7 @@ import pytest
 from operations.passwords import web2py_parameters_for
 from operations.scripts import LOCAL_DIR
 from web2py_standin import build_zip
-from web2py_standin.driver import Response, StandinProcess
+from web2py_standin.driver import Response, StandinProcess, install_zip
 from web2py_standin.gluon_dist import build_gluon_zip
 
 REPO = Path(__file__).resolve().parents[2]
@@ -436,10 +435,7 @@ def titles(root: Path) -> list[str]:
 
 def install(dist_zip: Path, dest: Path) -> Path:
     """As the deploys install web2py, plus the apps both distributions are given."""
-    with zipfile.ZipFile(dist_zip) as zf:
-        zf.extractall(dest)
-    root = dest / "web2py"
-    shutil.copy(root / "handlers" / "wsgihandler.py", root / "wsgihandler.py")
+    root = install_zip(dist_zip, dest)  # as the deploys do
     apps = root / "applications"
     shutil.copytree(NOTES, apps / "notes")  # copy2: the same mtimes (Last-Modified) in both
     for app in ("probe", "closed", "broken"):

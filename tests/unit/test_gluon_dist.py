@@ -25,7 +25,7 @@ import pytest
 
 from operations.passwords import web2py_parameters_for
 from web2py_standin import FIXED_DATE_TIME
-from web2py_standin.driver import StandinProcess
+from web2py_standin.driver import StandinProcess, install_zip
 from web2py_standin.gluon_dist import (
     GLUON_DIST_VERSION,
     PATCHES,
@@ -68,10 +68,7 @@ def dist_zip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def root(dist_zip, tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("srv")
-    with zipfile.ZipFile(dist_zip) as zf:
-        zf.extractall(dest)
-    root = dest / "web2py"
-    shutil.copy(root / "handlers" / "wsgihandler.py", root / "wsgihandler.py")  # as deploys do
+    root = install_zip(dist_zip, dest)  # as the deploys do
     shutil.copytree(NOTES, root / "applications" / "notes")
     tasks = root / "applications" / "tasks"
     (tasks / "models").mkdir(parents=True)

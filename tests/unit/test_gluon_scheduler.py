@@ -16,13 +16,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from operations.scripts import LOCAL_DIR
-from web2py_standin.driver import StandinProcess
+from web2py_standin.driver import StandinProcess, install_zip, stop_process
 from web2py_standin.gluon_dist import build_gluon_zip
 
 spec = importlib.util.spec_from_file_location("web2py_release", LOCAL_DIR / "web2py-release.py")
@@ -39,10 +38,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("srv")
-    with zipfile.ZipFile(build_gluon_zip(dest / "web2py_src.zip")) as zf:
-        zf.extractall(dest)
-    root = dest / "web2py"
-    shutil.copy(root / "handlers" / "wsgihandler.py", root / "wsgihandler.py")
+    root = install_zip(build_gluon_zip(dest / "web2py_src.zip"), dest)  # as the deploys do
     shutil.copytree(NOTES, root / "applications" / "notes")
     for data in DATA_DIRS:
         (root / "applications" / "notes" / data).mkdir()
@@ -74,14 +70,7 @@ def wait_for(predicate, seconds: float):
     return value
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:  # only the process started here, by its PID
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+stop = stop_process  # only the process started here, by its PID
 
 
 def test_pages_queue_tasks_and_a_graceful_stop_lets_the_running_one_finish(

@@ -6,13 +6,12 @@ import re
 import shutil
 import sqlite3
 import xml.etree.ElementTree as ET
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from web2py_standin import build_zip
-from web2py_standin.driver import StandinProcess
+from web2py_standin.driver import StandinProcess, install_zip
 
 NOTES = Path(__file__).resolve().parents[2] / "examples" / "apps" / "notes"
 REMOTE = "203.0.113.50"
@@ -21,10 +20,7 @@ REMOTE = "203.0.113.50"
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("srv")
-    with zipfile.ZipFile(build_zip(dest / "web2py_src.zip")) as zf:
-        zf.extractall(dest)
-    root = dest / "web2py"
-    shutil.copy(root / "handlers" / "wsgihandler.py", root / "wsgihandler.py")
+    root = install_zip(build_zip(dest / "web2py_src.zip"), dest)  # as the deploys do
     shutil.copytree(NOTES, root / "applications" / "notes")
     return root
 

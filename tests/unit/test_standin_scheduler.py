@@ -20,14 +20,13 @@ import subprocess
 import sys
 import textwrap
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from operations.scripts import LOCAL_DIR
 from web2py_standin import build_zip
-from web2py_standin.driver import StandinProcess
+from web2py_standin.driver import StandinProcess, install_zip, stop_process
 
 spec = importlib.util.spec_from_file_location("web2py_release", LOCAL_DIR / "web2py-release.py")
 tool = importlib.util.module_from_spec(spec)
@@ -88,10 +87,7 @@ def switch(root: Path, release: Path) -> None:
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("srv")
-    with zipfile.ZipFile(build_zip(dest / "web2py_src.zip")) as zf:
-        zf.extractall(dest)
-    root = dest / "web2py"
-    shutil.copy(root / "handlers" / "wsgihandler.py", root / "wsgihandler.py")
+    root = install_zip(build_zip(dest / "web2py_src.zip"), dest)  # as the deploys do
     release = dest / "releases" / "1"
     shutil.copytree(NOTES, release)
     for data in DATA_DIRS:
@@ -110,14 +106,7 @@ def start_worker(root: Path, log: Path, app: str = "notes") -> subprocess.Popen:
         )  # fmt: skip
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:  # only the process started here, by its PID
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+stop = stop_process  # only the process started here, by its PID
 
 
 def worker_name(proc: subprocess.Popen) -> str:
