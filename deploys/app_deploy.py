@@ -6,12 +6,16 @@
 
 Apps and their settings come from ``deploy_apps`` (group_data/all.py); ``--data deploy_only=a,b``
 limits a run to some of them. Each app's package is built once per run on the controller.
+
+Across hosts it rolls out in batches (``rollout_batches``, default: all at once): a batch's
+releases and health gate end on every host before the next batch starts; a failure budget,
+the gate and ``rollout_on_failure`` decide whether it goes on (see operations/rollout.py).
 """
 
 from pyinfra import host
 from pyinfra.context import state
 
-from operations import web2py_app
+from operations import rollout, web2py_app
 from operations.app_config import deploy_config
 from operations.controller import app_delta, app_package, auth_key_for, check_shared_files
 from operations.data_keys import check_data_keys
@@ -21,24 +25,50 @@ check_data_keys()  # a misspelt --data key is refused, not ignored
 
 c = deploy_config(host.data, only=host.data.get("deploy_only"))
 
-for app in c.apps:
-    package = app_package(app.path, app.package_mode, app.include, app.exclude)
-    # Refused here, on the controller, before anything changes on any host.
-    check_shared_files(app, package, c)
-    auth_key = auth_key_for(app, package, c)
-    live = report_app_changes(
-        app.name, app.path, package, c.web2py_root, text_diffs=state.config.DIFF,
-        appconfig=app.appconfig, shared=app.shared_files,
+run = rollout.plan()  # one per run: the batches, in inventory order
+
+for index in host.loop(range(len(run.batches))):
+    if run.batch_of(host.name) == index:
+        for app in c.apps:
+            package = app_package(app.path, app.package_mode, app.include, app.exclude)
+            # Refused here, on the controller, before anything changes on any host.
+            check_shared_files(app, package, c)
+            auth_key = auth_key_for(app, package, c)
+            live = report_app_changes(
+                app.name, app.path, package, c.web2py_root, text_diffs=state.config.DIFF,
+                appconfig=app.appconfig, shared=app.shared_files,
+            )  # fmt: skip
+            # Only what the live release lacks travels, when that is smaller than the package.
+            delta = app_delta(package, *live) if live else None
+            released = web2py_app.release(
+                name=f"Deploy app {app.name}",
+                app=app,
+                config=c,
+                package_path=str(delta.path if delta else package.path),
+                sha256=package.sha256,
+                delta_sha256=delta.sha256 if delta else "",
+                auth_key=auth_key,
+                _if=rollout.starts(run, index),
+            )
+            web2py_app.report(released, app.name, c)
+            rollout.record(
+                name=f"Record app {app.name}", run=run, app=app.name, apps_dir=c.apps_dir,
+                _if=released.did_change,
+            )  # fmt: skip
+    rollout.gate(
+        name=f"Health gate, batch {index + 1}", run=run, index=index,
+        watch_command=web2py_app.watch_command(c.apps[0] if c.apps else None, c, run.soak_seconds),
     )  # fmt: skip
-    # Only what the live release lacks travels, when that is smaller than the whole package.
-    delta = app_delta(package, *live) if live else None
-    released = web2py_app.release(
-        name=f"Deploy app {app.name}",
-        app=app,
-        config=c,
-        package_path=str(delta.path if delta else package.path),
-        sha256=package.sha256,
-        delta_sha256=delta.sha256 if delta else "",
-        auth_key=auth_key,
-    )
-    web2py_app.report(released, app.name, c)
+
+# A stopped rollout with rollout_on_failure="rollback": every host this run updated goes back.
+for app in c.apps:
+    undone = web2py_app.rollback(
+        name=f"Roll back app {app.name} (rollout stopped)", app=app.name, config=c,
+        _if=rollout.rolls_back(run),
+    )  # fmt: skip
+    rollout.record(
+        name=f"Record rollback of {app.name}", run=run, app=app.name, apps_dir=c.apps_dir,
+        result="rolled back", _if=undone.did_change,
+    )  # fmt: skip
+
+rollout.summary(name="Fleet summary", run=run, event="deploy")

@@ -11,23 +11,24 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 ACCESS_LOG = "/var/log/nginx/access.log"
 # combined: ... "GET /notes/default/index HTTP/1.1" 200 ...
 REQUEST = re.compile(rb'"[A-Z]+ (/[^ "]*)[^"]*" ([0-9]{3}) ')
 
 
-def count_answers(lines: Iterable[bytes], app: str) -> tuple[int, int]:
-    """Requests for ``app`` (paths ``/<app>`` and below) and how many were answered 5xx."""
-    prefix = f"/{app}".encode()
+def count_answers(lines: Iterable[bytes], apps: Sequence[str]) -> tuple[int, int]:
+    """Requests for ``apps`` (paths ``/<app>`` and below) and how many were answered 5xx."""
+    prefixes = [f"/{app}".encode() for app in apps]
     requests = errors = 0
     for line in lines:
         match = REQUEST.search(line)
         if not match:
             continue
         path = match.group(1)
-        if path == prefix or path.startswith(prefix + b"/") or path.startswith(prefix + b"?"):
+        if any(path == p or path[len(p) : len(p) + 1] in (b"/", b"?") and path.startswith(p)
+               for p in prefixes):  # fmt: skip
             requests += 1
             errors += match.group(2).startswith(b"5")
     return requests, errors
@@ -56,7 +57,7 @@ def read_from(path: str, offset: int, limit: int = 64 << 20) -> list[bytes]:
 
 
 def watch(
-    app: str,
+    apps: Sequence[str],
     seconds: float,
     probe: Callable[[], bool],
     interval: float = 1.0,
@@ -64,7 +65,8 @@ def watch(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, int]:
-    """Probe ``app`` every ``interval`` seconds for ``seconds``; count its answers meanwhile."""
+    """Run ``probe`` (every app's health checks: True when all pass) every ``interval`` seconds
+    for ``seconds``; count the apps' answers meanwhile."""
     start_size = log_size(access_log)
     deadline = clock() + seconds
     probes = failed = 0
@@ -75,5 +77,5 @@ def watch(
         if left <= 0:
             break
         sleep(min(interval, left))
-    requests, errors = count_answers(read_from(access_log, start_size), app)
+    requests, errors = count_answers(read_from(access_log, start_size), apps)
     return {"requests": requests, "errors": errors, "probes": probes, "failed_probes": failed}

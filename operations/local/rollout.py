@@ -139,6 +139,7 @@ class Rollout:
     stopped: str | None = None  # the one line saying which batch and host stopped it, and why
     outcomes: dict[str, HostOutcome] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    begun: set[int] = field(default_factory=set)  # the batches that started
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -168,6 +169,8 @@ class Rollout:
                         f"({len(down)} of {len(self.hosts)} hosts > rollout_max_fail_percent "
                         f"{self.max_fail_percent:g}%)"
                     )
+            if self.stopped is None:
+                self.begun.add(index)
             return self.stopped is None
 
     def gate(self, host: str, watch: Watch) -> bool:
@@ -193,6 +196,30 @@ class Rollout:
         with self._lock:
             self.outcomes[host].result = result
             self.outcomes[host].seconds = round(seconds, 1)
+
+    def settle(self, failed: Collection[str]) -> None:
+        """Give hosts without a recorded result theirs: failed (pyinfra failed them), unchanged
+        (their batch ran and nothing needed to change) or not started."""
+        with self._lock:
+            for outcome in self.outcomes.values():
+                if outcome.result != "not started":
+                    continue
+                if outcome.host in failed:
+                    outcome.result = "failed"
+                elif outcome.batch - 1 in self.begun:
+                    outcome.result = "unchanged"
+
+    def batch_changed(self, index: int) -> bool:
+        """Whether a host of batch ``index`` got a new release in this run."""
+        with self._lock:
+            return any(self.outcomes[h].result == "updated" for h in self.batches[index])
+
+    def has_news(self, failed: Collection[str]) -> bool:
+        """Whether the run did anything worth a summary: a release, a failure, a stop."""
+        with self._lock:
+            return self.stopped is not None or any(
+                o.result != "not started" or o.host in failed for o in self.outcomes.values()
+            )
 
     def to_rollback(self) -> bool:
         """Whether updated hosts go back to their previous release now."""

@@ -109,3 +109,22 @@ def test_summary_lists_every_host_in_rollout_order():
         "apps": {"notes": {"release": "20261202T000000Z-abc", "result": "updated"}},
     }  # fmt: skip
     assert s["hosts"][0]["result"] == "not started" and s["stopped"] is None
+
+
+def test_settle_names_what_happened_to_each_host():
+    r = Rollout(plan_batches(HOSTS[:4], [1, 1, "100%"]))
+    assert r.may_start(0, failed=set()) and r.may_start(1, failed=set())
+    r.finish_host("h1", "updated", 1.0)
+    assert not r.may_start(2, failed={"h2"})
+    r.settle(failed={"h2"})
+    assert [r.outcomes[h].result for h in HOSTS[:4]] == [
+        "updated", "failed", "not started", "not started",
+    ]  # fmt: skip
+
+
+def test_news_and_changed_batches():
+    r = Rollout(plan_batches(HOSTS[:3], [1, "100%"]))
+    assert not r.has_news(failed=set()) and not r.batch_changed(0)
+    assert r.has_news(failed={"h2"})
+    r.finish_host("h1", "updated", 1.0)
+    assert r.batch_changed(0) and not r.batch_changed(1) and r.has_news(failed=set())

@@ -14,9 +14,10 @@ LINES = [
 
 
 def test_counts_only_the_apps_requests():
-    assert count_answers(LINES, "notes") == (3, 2)
-    assert count_answers(LINES, "shop") == (1, 1)
-    assert count_answers(LINES, "pages") == (0, 0)
+    assert count_answers(LINES, ["notes"]) == (3, 2)
+    assert count_answers(LINES, ["shop"]) == (1, 1)
+    assert count_answers(LINES, ["pages"]) == (0, 0)
+    assert count_answers(LINES, ["notes", "shop"]) == (4, 3)
 
 
 def test_watch_reads_only_what_was_logged_during_the_watch(tmp_path):
@@ -34,7 +35,7 @@ def test_watch_reads_only_what_was_logged_during_the_watch(tmp_path):
     def sleep(seconds):
         now[0] += seconds
 
-    result = watch("notes", 3, probe, access_log=str(log), clock=lambda: now[0], sleep=sleep)
+    result = watch(["notes"], 3, probe, access_log=str(log), clock=lambda: now[0], sleep=sleep)
     assert probes == [0.0, 1.0, 2.0, 3.0]
     assert result == {"requests": 4, "errors": 0, "probes": 4, "failed_probes": 2}
 
@@ -47,5 +48,5 @@ def test_a_rotated_log_is_read_from_its_start(tmp_path):
         log.write_bytes(LINES[2] + b"\n")  # rotated: smaller than where the watch began
         return True
 
-    result = watch("notes", 0, probe, access_log=str(log), sleep=lambda s: None)
+    result = watch(["notes"], 0, probe, access_log=str(log), sleep=lambda s: None)
     assert result == {"requests": 1, "errors": 1, "probes": 1, "failed_probes": 0}

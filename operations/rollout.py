@@ -1,0 +1,223 @@
+"""Rolling an app deploy out to a fleet: batches, failure budget, health gate, summary.
+
+How it works inside pyinfra (which runs each operation on every host before the next): every
+host gets the same chain of operations for every batch — its release operations only in its
+own batch, and each batch's health gate — so pyinfra's per-host operation order makes batch
+``k+1`` start only after batch ``k``'s releases and gate ended on every host. Whether a batch
+starts is decided when it is reached (``_if``), from what happened so far (pyinfra's failed
+hosts, the gates), kept in one :class:`~operations.local.rollout.Rollout` per run.
+
+    run = rollout.plan()
+    for index in host.loop(range(len(run.batches))):
+        if run.batch_of(host.name) == index:
+            web2py_app.release(..., _if=rollout.starts(run, index))
+        rollout.gate(name=f"Health gate, batch {index + 1}", run=run, index=index, ...)
+    rollout.undo(...)      # on a stopped rollout with rollout_on_failure="rollback"
+    rollout.summary(...)   # the fleet summary, its JSON file, the webhook; exit code
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pyinfra import host, logger
+from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
+from pyinfra.context import state
+
+from .local.notify import check_webhook, notify
+from .local.rollout import (
+    Rollout,
+    RolloutError,
+    Watch,
+    parse_batches,
+    parse_on_failure,
+    parse_percent,
+    plan_batches,
+)
+
+_RUNS: dict[int, Rollout] = {}
+_LOCK = threading.Lock()  # pyinfra prepares hosts in parallel greenlets
+
+
+def rollout_settings(data: Any) -> dict[str, Any]:
+    """The run's rollout keys from ``data`` (host.data), checked; RolloutError on a bad one."""
+    soak = data.get("rollout_soak_seconds")
+    if isinstance(soak, bool) or not isinstance(soak, (int, float)) or not 0 <= soak <= 3600:
+        raise RolloutError(f"rollout_soak_seconds: expected 0 to 3600 seconds, got {soak!r}")
+    url, token_env = check_webhook(
+        data.get("notify_webhook_url"), data.get("notify_webhook_token_env")
+    )
+    return {
+        "sizes": parse_batches(data.get("rollout_batches")),
+        "max_fail_percent": parse_percent(
+            "rollout_max_fail_percent", data.get("rollout_max_fail_percent")
+        ),
+        "max_error_rate": parse_percent(
+            "rollout_max_error_rate", data.get("rollout_max_error_rate")
+        ),
+        "soak_seconds": float(soak),
+        "on_failure": parse_on_failure(data.get("rollout_on_failure")),
+        "webhook": (url, token_env),
+        "summary_file": data.get("fleet_summary_file"),
+    }
+
+
+def plan() -> Rollout:
+    """This run's rollout (made by the first host that asks; every host must agree on it)."""
+    settings = rollout_settings(host.data)
+    with _LOCK:
+        run = _RUNS.get(id(state))
+        if run is None:
+            names = [h.name for h in state.inventory if h in state.activated_hosts]
+            run = Rollout(
+                plan_batches(names, settings["sizes"]),
+                max_fail_percent=settings["max_fail_percent"],
+                max_error_rate=settings["max_error_rate"],
+                soak_seconds=settings["soak_seconds"],
+                on_failure=settings["on_failure"],
+            )
+            run.settings = settings  # type: ignore[attr-defined]
+            _RUNS[id(state)] = run
+        elif run.settings != settings:  # type: ignore[attr-defined]
+            raise RolloutError(
+                f"{host.name}: rollout_* / notify_* data differ between hosts of one run: "
+                "set them for the whole run (group_data/all.py or --data)"
+            )
+    return run
+
+
+def failed_names() -> set[str]:
+    """The hosts of this run pyinfra has failed so far."""
+    return {h.name for h in state.failed_hosts}
+
+
+def starts(run: Rollout, index: int) -> Callable[[], bool]:
+    """``_if`` for batch ``index``'s operations: decided when the batch is reached."""
+    return lambda: run.may_start(index, failed_names())
+
+
+def _watch_and_judge(run: Rollout, name: str, command: StringCommand) -> bool:
+    ok, output = host.run_shell_command(command, _sudo=True, print_output=False)
+    try:
+        counts = json.loads(output.stdout_lines[-1]) if ok else None
+        watch = Watch(**counts) if counts else None
+    except (ValueError, TypeError, IndexError):
+        watch = None
+    if watch is None:
+        why = " ".join(output.stderr_lines)[-200:] or "no answer"
+        watch = Watch(requests=0, errors=0, probes=1, failed_probes=1)
+        logger.warning(f"{name}: the health gate's watch failed: {why}")
+    passed = run.gate(name, watch)
+    log = logger.info if passed else logger.error
+    verdict = "passed" if passed else "FAILED"
+    healthy = watch.probes - watch.failed_probes
+    log(
+        f"{name}: health gate {verdict}: {healthy}/{watch.probes} health checks, "
+        f"{watch.errors} of {watch.requests} requests 5xx"
+    )
+    return True  # the rollout's decision is the gate's, not this host's failure
+
+
+@operation()
+def gate(run: Rollout, index: int, watch_command: StringCommand):
+    """
+    Watch a batch's hosts for ``rollout_soak_seconds`` after they went live; a host whose
+    health checks fail or whose 5xx rate exceeds ``rollout_max_error_rate`` stops the rollout.
+
+    + run: this run's rollout (:func:`plan`)
+    + index: the batch (0-based)
+    + watch_command: the server-side watch that prints its counts as one JSON line
+
+    Hosts of other batches, and runs without a soak, pass without a command.
+    """
+    if run.batch_of(host.name) != index or not run.soak_seconds:
+        host.noop("no health gate here")
+        return
+    if state.is_executing and not run.batch_changed(index):
+        return  # nothing went live in this batch: nothing to watch
+    yield FunctionCommand(_watch_and_judge, (run, host.name, watch_command), {})
+
+
+def _record(run: Rollout, app: str, apps_dir: str, result: str) -> bool:
+    from .web2py_app import LastAudit  # the audit line's keys: operations/formats.py
+
+    entry = host.get_fact(LastAudit, apps_dir=apps_dir, app=app) or {}
+    run.record(
+        host.name, app, release=entry.get("release"), version=entry.get("version"),
+        result=entry.get("result"), seconds=entry.get("duration_s"),
+    )  # fmt: skip
+    run.finish_host(host.name, result, sum(
+        info.get("seconds") or 0 for info in run.outcomes[host.name].apps.values()
+    ))  # fmt: skip
+    return True
+
+
+@operation()
+def record(run: Rollout, app: str, apps_dir: str, result: str = "updated"):
+    """
+    Record what the release (or rollback) that just ran on this host did, for the summary.
+
+    + run: this run's rollout
+    + app: the app's name
+    + apps_dir: where its audit log is (``web2py_apps_dir``)
+    + result: the host's result to record ("updated", "rolled back")
+    """
+    yield FunctionCommand(_record, (run, app, apps_dir, result), {})
+
+
+def rolls_back(run: Rollout) -> Callable[[], bool]:
+    """``_if`` for the rollback of a stopped rollout: hosts this run updated, and only then."""
+    return lambda: run.to_rollback() and run.outcomes[host.name].result == "updated"
+
+
+def _finish(run: Rollout, event: str, last_host: str) -> bool:
+    run.settle(failed_names())
+    if host.name != last_host:
+        return True
+    summary = run.summary()
+    width = max(len(h) for h in run.hosts)
+    for row in summary["hosts"]:
+        apps = ", ".join(
+            f"{app} {info.get('release', '-')} ({info.get('version', '-')})"
+            for app, info in sorted(row["apps"].items())
+            if not app.startswith("_")
+        )
+        logger.info(f"fleet: {row['host']:<{width}} batch {row['batch']} {row['result']}: {apps}")
+    path = run.settings.get("summary_file")  # type: ignore[attr-defined]
+    if path:
+        Path(path).write_text(json.dumps({"event": event, **summary}, indent=2) + "\n")
+        logger.info(f"fleet: summary written to {path}")
+    why = notify(*run.settings["webhook"], event, summary)  # type: ignore[attr-defined]
+    if why:
+        logger.warning(f"fleet: {why}")
+    if run.stopped:
+        logger.error(run.stopped)
+        return False
+    return True
+
+
+@operation()
+def summary(run: Rollout, event: str = "deploy"):
+    """
+    Print the fleet summary (per host: batch, result, each app's live release), write it as
+    JSON (``fleet_summary_file``), post it to ``notify_webhook_url``; a stopped rollout fails
+    here, once, with the line saying which batch and host stopped it and why.
+
+    + run: this run's rollout
+    + event: what ran ("deploy", "rollback", "restore")
+    """
+    failed = failed_names()
+    if state.is_executing and not run.has_news(failed):
+        return  # nothing happened: an unchanged run stays unchanged
+    active = [name for name in run.hosts if name not in failed]
+    last = active[-1] if active else host.name
+    yield FunctionCommand(_finish, (run, event, last), {})
+
+
+def quoted(*args: str) -> list[QuoteString]:
+    """Arguments for a server-side command, each quoted."""
+    return [QuoteString(str(a)) for a in args]
