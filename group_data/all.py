@@ -108,3 +108,15 @@ maintenance_app = None  # the app (required)
 maintenance_message = None  # text of the notice or the 503 page (plain text); None: a default
 maintenance_allow = []  # down: IPs/CIDRs that still reach a down app (a change reloads nginx)
 maintenance_retry_after = 600  # down: seconds in the 503's Retry-After header
+
+# --- app_deploy across hosts: roll-outs (operations/rollout.py) ---
+# Batches, in inventory order: [1, "25%", "100%"] = a canary host, then a quarter of the
+# hosts, then the rest (the last size repeats). None: every host at once.
+rollout_batches = None
+rollout_max_fail_percent = 0  # failed hosts (percent of the run's) above which no batch starts
+rollout_soak_seconds = 0  # after each batch: watch its hosts this long (0: no health gate)
+rollout_max_error_rate = 0  # gate: the most 5xx answers allowed, in percent of the requests
+rollout_on_failure = "stop"  # a stopped rollout: "stop" (keep) or "rollback" (updated hosts)
+fleet_summary_file = None  # also write the fleet summary as JSON here (path on the controller)
+notify_webhook_url = None  # POST the summary (JSON, "text" + "summary") to this URL
+notify_webhook_token_env = None  # name of the env var whose value is sent as a Bearer token
