@@ -3,7 +3,7 @@
 The same servers as the nspawn engine (sandbox/commands.py), in the same state file:
 systemd as PID 1 in a pure cgroup v2 hierarchy of its own, sshd with host keys made for each
 server, the deploy user (key only, sudo), an address of its own on a dedicated Docker network
-(internal: no gateway, no NAT) whose bridge is the sandbox's bridge, apt through the sandbox's
+(internal, no NAT) whose bridge is the sandbox's bridge, apt through the sandbox's
 apt-cacher-ng. Images are imported from the nspawn engine's cached base root filesystem (no
 registry), saved images are commits. Everything goes through the docker SDK, nothing parses
 CLI output.
@@ -145,8 +145,8 @@ def check_daemon(client: docker.DockerClient) -> None:
 
 
 def ensure_network(client: docker.DockerClient, settings: Settings, log: Path) -> None:
-    """The sandbox's Docker network: internal (no gateway route, no NAT, Docker's own
-    isolation rules when it manages iptables), its bridge named and addressed as the nspawn
+    """The sandbox's Docker network: internal (no NAT; Docker's own isolation rules when it
+    manages iptables), its bridge named and addressed as the nspawn
     engine's would be, so the proxy and net.py's firewall rules work unchanged."""
     from docker.types import IPAMConfig, IPAMPool
 
