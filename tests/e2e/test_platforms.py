@@ -61,7 +61,7 @@ def distribution(framework: str) -> str:
     return str(out)
 
 
-@pytest.fixture(scope="module", params=WANTED)
+@pytest.fixture(scope="module", params=WANTED, ids=lambda release: f"{ENGINE}-{release}")
 def platform(request, tmp_path_factory, e2e_ready):
     release = request.param
     prefix, framework = PLATFORMS[release]
