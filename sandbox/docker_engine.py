@@ -219,6 +219,18 @@ def ensure_imported(client: docker.DockerClient, settings: Settings, img: image.
         return tag
     except docker.errors.ImageNotFound:
         pass
+    # sandboxes on one machine share the daemon's images: one imports, the others wait
+    with exclusive(img.rootfs.parent.parent / f"{img.rootfs.parent.name}.docker.lock", 900):
+        try:
+            client.images.get(tag)
+            return tag
+        except docker.errors.ImageNotFound:
+            pass
+        _import(client, settings, img, tag)
+    return tag
+
+
+def _import(client: docker.DockerClient, settings: Settings, img: image.Image, tag: str) -> None:
     say(f"importing {img.rootfs} as Docker image {tag}")
     started = time.monotonic()
     log = settings.logs_dir / "docker-import.log"
@@ -247,7 +259,6 @@ def ensure_imported(client: docker.DockerClient, settings: Settings, img: image.
         raise SandboxError(f"tar of {img.rootfs} failed (log: {log})")
     client.images.get(tag)
     say(f"imported in {time.monotonic() - started:.1f} s")
-    return tag
 
 
 def golden_release(client: docker.DockerClient, name: str) -> str:
@@ -588,17 +599,21 @@ class DockerEngine:
 
     def down(self, settings: Settings, names: list[str]) -> None:
         """Stop and remove servers; with none left also the network, proxy, rules, daemon."""
-        client = dockerd.client() if dockerd.answers() else None
         self._prepare(settings)
         with self._lock(settings):
             store = Store(settings.state_file)
             state = store.state
-            found = ours(client, settings) if client else {}
             on_disk = (
                 {p.name for p in settings.servers_dir.iterdir() if p.is_dir()}
                 if settings.servers_dir.is_dir()
                 else set()
             )
+            client = dockerd.client() if dockerd.answers() else None
+            if client is None and (state.servers or on_disk):
+                # its containers outlive a stopped daemon (stopped, not removed): start it to
+                # remove them; teardown stops it again
+                client = dockerd.ensure(settings)
+            found = ours(client, settings) if client else {}
             known = {s.name for s in state.servers} | set(found) | on_disk
             if names:
                 unknown = [n for n in names if n not in known]
@@ -722,10 +737,15 @@ class DockerEngine:
                 client.images.remove(tag)
             except docker.errors.ImageNotFound:
                 raise SandboxError(f"no image {golden!r}") from None
+            finally:
+                if not state.servers:  # started just for this: stopped again
+                    dockerd.stop_if_ours(settings)
 
     def images(self, settings: Settings) -> list[str]:
-        """Base and saved images in the daemon."""
-        client = dockerd.ensure(settings)
+        """Base and saved images in the daemon (none listed while it does not run)."""
+        if not dockerd.answers():
+            return ["the Docker daemon is not running (bin/sandbox --engine docker up starts it)"]
+        client = dockerd.client()
         lines = []
         for found in client.images.list(name=IMAGE_REPO):
             release = (found.labels or {}).get("w2p-sandbox.release", "?")
