@@ -75,14 +75,17 @@ def ensure(settings: Settings) -> docker.DockerClient:
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, check=False,
                 timeout=60,
             )  # fmt: skip
-        pid = _read_pid(SSD_PIDFILE)
-        if pid and is_dockerd(pid):
-            settings.state_dir.mkdir(parents=True, exist_ok=True)
-            marker(settings).write_text(f"{pid}\n")
     if not wait_until(answers, timeout=START_TIMEOUT, interval=0.5):
         raise SandboxError(
             f"the Docker daemon did not answer within {START_TIMEOUT:.0f} s (log: {LOGFILE})"
         )
+    if not Path("/run/systemd/system").is_dir():
+        # Read once it answers: start-stop-daemon --background returns before its child has
+        # written the pidfile, and dockerd writes its own (-p) only when it is up.
+        pid = _read_pid(Path(PIDFILE))
+        if pid and is_dockerd(pid):
+            settings.state_dir.mkdir(parents=True, exist_ok=True)
+            marker(settings).write_text(f"{pid}\n")
     return client()
 
 
