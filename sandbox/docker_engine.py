@@ -60,7 +60,13 @@ REQUIRED_TOOLS = {
     "start-stop-daemon": "dpkg",
 }
 # The flags that make systemd run as PID 1 (see the module docstring; README says why).
-TMPFS = {"/run": "rw,nosuid,nodev,mode=755", "/run/lock": "rw,nosuid,nodev,noexec,mode=1777"}
+# /tmp as well, as systemd-nspawn does: trixie's systemd mounts a tmpfs there itself (tmp.mount),
+# which needs CAP_SYS_ADMIN; an existing mount satisfies the unit.
+TMPFS = {
+    "/run": "rw,nosuid,nodev,mode=755",
+    "/run/lock": "rw,nosuid,nodev,noexec,mode=1777",
+    "/tmp": "rw,nosuid,nodev,mode=1777",
+}
 
 
 def network_name(settings: Settings) -> str:

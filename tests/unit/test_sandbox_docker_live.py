@@ -137,7 +137,7 @@ def test_docker_servers_boot_are_confined_and_down_leaves_nothing(env):
     attrs = client.containers.get(f"{settings.bridge}-lv-1").attrs["HostConfig"]
     assert attrs["Privileged"] is False and not attrs["CapAdd"]
     assert attrs["CgroupnsMode"] == "private"
-    assert set(attrs["Tmpfs"]) == {"/run", "/run/lock"}
+    assert set(attrs["Tmpfs"]) == {"/run", "/run/lock", "/tmp"}
 
     # reach: the other server and the apt proxy, nothing else (no route off the network, the
     # host's other ports refused, ip_forward untouched)

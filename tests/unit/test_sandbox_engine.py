@@ -80,8 +80,8 @@ def test_names_are_scoped_by_the_sandbox_bridge():
     )  # fmt: skip
 
 
-def test_systemd_gets_tmpfs_on_run_and_run_lock_only():
-    assert set(TMPFS) == {"/run", "/run/lock"}
+def test_systemd_gets_tmpfs_on_run_run_lock_and_tmp_only():
+    assert set(TMPFS) == {"/run", "/run/lock", "/tmp"}
 
 
 HYBRID = """\
