@@ -9,7 +9,7 @@ registry), saved images are commits. Everything goes through the docker SDK, not
 CLI output.
 
 Privilege: no --privileged, no added capability. What systemd needs beyond Docker's defaults:
-a cgroup namespace of its own (``cgroupns=private``), tmpfs on /run and /run/lock, and its own
+a cgroup namespace of its own (``cgroupns=private``), tmpfs on /run, /run/lock and /tmp, its own
 cgroup writable: the server's cgroup v2 directory, which Docker only names at create time
 (``<parent>/<container id>``), is made before start and bind-mounted on the host onto
 ``servers/NAME/cgroup``, which the container mounts at /sys/fs/cgroup. The container sees its
