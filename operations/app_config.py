@@ -31,13 +31,11 @@ from .config import (
     as_remote_path,
     as_unix_name,
 )
+from .formats import DATA_DIRS
 from .gitsource import export_commit
 from .maintenance import DEFAULT_MESSAGES, MAX_RETRY_AFTER, as_message
-from .packaging import DATA_DIRS
 
 HEALTH_PATH = re.compile(r"^/[A-Za-z0-9_./?=&%-]*$")
-# a release's folder name (releases/<id>); the release tool checks the same on the server
-RELEASE_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9][A-Za-z0-9.-]*")
 HOOK_STAGES = ("before_check", "before_switch", "after_switch")
 APP_KEYS = {
     "path", "package_mode", "include", "exclude", "health_path", "health_status", "health_text",

@@ -18,8 +18,7 @@ from pyinfra.api.exceptions import OperationError
 
 from .app_config import DeployConfig
 from .config import sha256_of_file
-from .scripts import REMOTE_DIR
-from .web2py_app import RELEASE_TOOL
+from .release_tool import REMOTE_PATH
 
 
 def _run(command: StringCommand) -> list[str]:
@@ -33,7 +32,7 @@ def _pick(app: str, config: DeployConfig, which: str) -> str:
     if which == "snapshot":
         lines = _run(
             StringCommand(
-                f"{REMOTE_DIR}/{RELEASE_TOOL}",
+                REMOTE_PATH,
                 "backup",
                 "--app",
                 QuoteString(app),
