@@ -6,17 +6,19 @@ Every data key is documented in group_data/all.py. Bad data stops the run on the
 before any host is touched. A second run with the same data reports no changes.
 """
 
+from io import StringIO
 from pathlib import PurePosixPath
 
 from pyinfra import host, logger
 from pyinfra.operations import apt, files, server, systemd
 
 from operations import maintenance, release_tool, tls, web2py
+from operations.app_config import deploy_config
 from operations.config import ConfigError, check_python_for_web2py, install_config
 from operations.controller import admin_password, app_package
 from operations.data_keys import check_data_keys
 from operations.facts import PythonVersion, RunningFor
-from operations.formats import SCHEDULER_SETTLE
+from operations.formats import SCHEDULER_SETTLE, layout_path
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
 
@@ -110,6 +112,14 @@ else:
 # --- uWSGI under systemd ------------------------------------------------------------------
 run_dir_name = PurePosixPath(c.run_dir).name
 release_tool.install(name="Release and reload tool")
+# The server's layout, written once: the release tool reads it on every call (a changed layout
+# is an install change, shown by --dry like any file).
+layout = release_tool.layout_of(deploy_config(host.data, require_apps=False, read_apps=False))
+layout_file = layout_path(c.config_dir)
+files.put(
+    name="Release tool layout", src=StringIO(layout.to_json()), dest=layout_file, mode="644",
+    **root_owned,
+)  # fmt: skip
 uwsgi_ini = files.template(
     name="uWSGI config", src="templates/uwsgi-web2py.ini.j2", dest=f"{c.config_dir}/uwsgi.ini",
     user="root", group="root", mode="644", c=c,
@@ -117,12 +127,12 @@ uwsgi_ini = files.template(
 uwsgi_unit = files.template(
     name="uWSGI systemd unit", src="templates/web2py-uwsgi.service.j2",
     dest="/etc/systemd/system/web2py-uwsgi.service", mode="644", c=c, run_dir_name=run_dir_name,
-    release_tool=release_tool.REMOTE_PATH,
+    release_tool=release_tool.REMOTE_PATH, layout=layout_file,
 )  # fmt: skip
 scheduler_unit = files.template(
     name="Scheduler systemd unit", src="templates/web2py-scheduler@.service.j2",
     dest="/etc/systemd/system/web2py-scheduler@.service", mode="644", c=c,
-    release_tool=release_tool.REMOTE_PATH,
+    release_tool=release_tool.REMOTE_PATH, layout=layout_file,
 )  # fmt: skip
 systemd.daemon_reload(
     name="Reload systemd units",

@@ -31,7 +31,6 @@ from .config import (
     as_remote_path,
     as_unix_name,
 )
-from .formats import DATA_DIRS
 from .gitsource import export_commit
 from .maintenance import DEFAULT_MESSAGES, MAX_RETRY_AFTER, as_message
 
@@ -189,9 +188,12 @@ def app_settings(name: str, raw: Any) -> AppSettings:
     )
 
 
-def deploy_config(data: Any, only: Any = None, require_apps: bool = True) -> DeployConfig:
-    """Check app_deploy data. ``only`` (data ``deploy_only``) limits the run to some apps."""
-    apps_raw = data.get("deploy_apps") or {}
+def deploy_config(
+    data: Any, only: Any = None, require_apps: bool = True, read_apps: bool = True
+) -> DeployConfig:
+    """Check app_deploy data. ``only`` (data ``deploy_only``) limits the run to some apps;
+    without ``read_apps``, the apps are not read at all (just the layout: install)."""
+    apps_raw = (data.get("deploy_apps") or {}) if read_apps else {}
     if isinstance(apps_raw, str):  # --data deploy_apps=... that pyinfra could not parse as JSON
         try:
             apps_raw = json.loads(apps_raw)
@@ -255,7 +257,3 @@ def recorded_app(name: str, revision: Mapping[str, Any] | None) -> AppSettings:
         recorded["hooks"] = json.dumps(recorded["hooks"] or {}, sort_keys=True)
     known = recorded_settings(recorded)
     return replace(base, **known)
-
-
-def data_dirs() -> str:
-    return ",".join(DATA_DIRS)

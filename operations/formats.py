@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -23,6 +24,56 @@ APP_FOLDERS = (
     "models", "views", "controllers", "databases", "modules", "cron", "errors", "sessions",
     "languages", "static", "private", "uploads",
 )  # fmt: skip
+
+# The server's layout, written at install (deploys/install_web2py.py), read by the release tool.
+LAYOUT_FILE = "release.json"  # in web2py_config_dir, root:root 0644
+
+
+def layout_path(config_dir: str) -> str:
+    """Where the server's layout (:class:`Layout`) lives, in the web2py config dir."""
+    return f"{config_dir}/{LAYOUT_FILE}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where things are on a server and who owns them: fixed at install time, written there
+    once as JSON (``LAYOUT_FILE``); a deploy's own settings travel with each call instead."""
+
+    apps_dir: str
+    web2py_root: str
+    user: str = "www-data"
+    group: str = "www-data"
+    data_dirs: tuple[str, ...] = DATA_DIRS
+    backups_dir: str = "/var/backups/web2py"
+    fifo: str = "/run/web2py/uwsgi.fifo"  # uWSGI's master FIFO (chain reloads)
+    stats: str = "/run/web2py/stats.sock"  # uWSGI's stats socket (its workers)
+    uwsgi: str = "/usr/bin/uwsgi-core"
+    maintenance_dir: str = "/etc/web2py/maintenance"
+    health_port: int = 443  # nginx's HTTPS port, for the health check
+
+    def to_json(self) -> str:
+        """The layout as written on the server: sorted keys, one line per key."""
+        return json.dumps(asdict(self), indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Layout:
+        """A layout read back; raises ValueError when a key is missing, unknown or mistyped."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(names))
+        missing = sorted(set(names) - set(data))
+        if unknown or missing:
+            raise ValueError(f"unknown keys {unknown}, missing keys {missing}")
+        if not all(
+            isinstance(data[k], str) for k in names if k not in ("data_dirs", "health_port")
+        ):
+            raise ValueError("paths and names must be strings")
+        if not isinstance(data["health_port"], int):
+            raise ValueError("health_port must be a number")
+        return cls(**{**data, "data_dirs": tuple(str(d) for d in data["data_dirs"])})
+
 
 # Files in a package and in a release.
 MANIFEST = ".pyinfra-web2py-manifest"  # "sha256  path" lines, as sha256sum writes them

@@ -2,9 +2,10 @@
 installed on servers by one function.
 
 The zipapp holds ``server/``, ``operations/__init__.py`` and ``operations/formats.py`` (the
-contract both sides share) and a ``__main__.py`` that runs ``server.cli``. It is built
-deterministically (entries sorted, fixed timestamps and modes), so its sha256 is the same in
-every checkout of the same code and a server that already holds it gets no upload.
+contract both sides share) and, at its top, ``server/__main__.py``, which runs ``server.cli``.
+It is built deterministically (entries sorted and stored, fixed timestamps and modes), so its
+sha256 is the same in every checkout of the same code and a server that already holds it gets
+no upload.
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.facts.files import Sha256File
 
 from . import formats
+from .app_config import DeployConfig
+from .maintenance import maintenance_dir
+from .scripts import REMOTE_DIR  # root-owned, 0755
 
 REPO = Path(__file__).resolve().parents[1]
-REMOTE_DIR = "/usr/local/lib/pyinfra-web2py"  # root-owned, 0755
 REMOTE_PATH = f"{REMOTE_DIR}/web2py-release.pyz"
-# Where the build lands (build/ is not in git); tests point it at a path relative to the repo.
+# Where the build lands (build/ is not in git).
 LOCAL_PATH = REPO / "build" / "release-tool" / "web2py-release.pyz"
 SHEBANG = b"#!/usr/bin/python3\n"
-MAIN = b"import sys\n\nfrom server.cli import main\n\nsys.exit(main())\n"
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+UWSGI = "/usr/bin/uwsgi-core"  # Debian's uwsgi-core, which install_web2py installs
 
 
 def sources() -> list[tuple[str, Path]]:
@@ -42,15 +45,33 @@ def sources() -> list[tuple[str, Path]]:
 
 def zipapp_bytes() -> bytes:
     """The zipapp's bytes: the same for the same sources, wherever and whenever built."""
+    entries = [("__main__.py", REPO / "server" / "__main__.py"), *sources()]
     raw = io.BytesIO()
     with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
-        for name, data in sorted(
-            [("__main__.py", MAIN), *((n, p.read_bytes()) for n, p in sources())]
-        ):
+        for name, path in sorted(entries):
             info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
             info.external_attr = 0o644 << 16
-            zf.writestr(info, data)
+            zf.writestr(info, path.read_bytes())
     return SHEBANG + raw.getvalue()
+
+
+def layout_of(config: DeployConfig) -> formats.Layout:
+    """The server's layout as the release tool reads it (``formats.layout_path``), from the
+    settings: written there by deploys/install_web2py.py."""
+    return formats.Layout(
+        apps_dir=config.apps_dir,
+        web2py_root=config.web2py_root,
+        user=config.user,
+        group=config.group,
+        data_dirs=formats.DATA_DIRS,
+        backups_dir=config.backups_dir,
+        # the paths templates/uwsgi-web2py.ini.j2 gives uWSGI's master FIFO and stats socket
+        fifo=f"{config.run_dir}/uwsgi.fifo",
+        stats=f"{config.run_dir}/stats.sock",
+        uwsgi=UWSGI,
+        maintenance_dir=maintenance_dir(config.config_dir),
+        health_port=config.https_port,
+    )
 
 
 _built: dict[Path, str] = {}

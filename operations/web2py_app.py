@@ -11,11 +11,11 @@ from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand,
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import python
 
-from .app_config import AppSettings, DeployConfig, data_dirs
+from .app_config import AppSettings, DeployConfig
 from .app_files import AUTH_KEY, HostFiles, Secret
 from .facts import parse_json, read_file_command
-from .formats import MANIFEST, AuditRecord, parse_manifest
-from .maintenance import deploy_window, maintenance_dir
+from .formats import MANIFEST, AuditRecord, layout_path, parse_manifest
+from .maintenance import deploy_window
 from .release_tool import REMOTE_PATH, run_tool
 from .secrets_upload import upload_secret
 
@@ -127,14 +127,9 @@ def empty_host_files() -> HostFiles:
     return HostFiles(frozenset(), frozenset(), None)
 
 
-def _common_args(app: str, c: DeployConfig) -> list[str]:
-    return [
-        "--app", app, "--apps-dir", c.apps_dir, "--web2py-root", c.web2py_root,
-        "--user", c.user, "--group", c.group, "--data-dirs", data_dirs(),
-        "--fifo", f"{c.run_dir}/uwsgi.fifo", "--stats", f"{c.run_dir}/stats.sock",
-        "--health-port", str(c.https_port), "--who", c.who,
-        "--maintenance-dir", maintenance_dir(c.config_dir),
-    ]  # fmt: skip
+def tool_args(app: str, c: DeployConfig) -> list[str]:
+    """The app and who asks; the server's layout is in the file install wrote there."""
+    return ["--layout", layout_path(c.config_dir), "--app", app, "--who", c.who]
 
 
 def _window_args(app: AppSettings, config: DeployConfig, down: bool) -> list[str]:
@@ -223,10 +218,10 @@ def release(
     backup = ["--backup"] if app.backup else ["--no-backup"]
     migrate = ["--migrate"] if app.migrate else ["--no-migrate"]
     yield from run_tool(
-        "deploy", *_common_args(app.name, config), *_health_args(app),
+        "deploy", *tool_args(app.name, config), *_health_args(app),
         "--package", remote, "--sha256", sha256, "--version", version, *backup, *migrate,
-        "--backups-dir", config.backups_dir, "--keep-backups", str(app.keep_backups),
-        "--keep-releases", str(app.keep_releases), "--hooks", app.hooks,
+        "--keep-backups", str(app.keep_backups), "--keep-releases", str(app.keep_releases),
+        "--hooks", app.hooks,
         *_window_args(app, config, app.maintenance),
         *(["--delta-sha256", delta_sha256] if delta_sha256 else []),
         "--shared-files", ",".join(app.shared_files), *staged,
@@ -264,7 +259,7 @@ def rollback(app: str, config: DeployConfig, to: str = "previous"):
     if to != "previous" and live and live.get("release") == to:
         host.noop(f"{app}: release {to} is already live")
         return
-    yield from run_tool("rollback", *_common_args(app, config), "--to", to)
+    yield from run_tool("rollback", *tool_args(app, config), "--to", to)
 
 
 @operation()
@@ -285,7 +280,7 @@ def unlock(app: str, config: DeployConfig):
     if not holder:
         host.noop(f"{app}: not locked")
         return
-    yield from run_tool("unlock", *_common_args(app, config))
+    yield from run_tool("unlock", *tool_args(app, config))
 
 
 class LastAudit(FactBase[dict | None]):
@@ -433,8 +428,8 @@ def restore(app: AppSettings, config: DeployConfig, backup: str = "latest", data
         yield StringCommand("install", "-d", "-m", "700", QuoteString(config.cache_dir))
         yield from _prepare_window(app, config)
     yield from run_tool(
-        "restore", *_common_args(app.name, config), *_health_args(app),
-        "--backups-dir", config.backups_dir, "--keep-backups", str(app.keep_backups),
+        "restore", *tool_args(app.name, config), *_health_args(app),
+        "--keep-backups", str(app.keep_backups),
         "--keep-releases", str(app.keep_releases), "--backup-name", backup, *flag,
         *_window_args(app, config, down),
     )  # fmt: skip
@@ -442,7 +437,7 @@ def restore(app: AppSettings, config: DeployConfig, backup: str = "latest", data
 
 def _cleanup_args(app: AppSettings, config: DeployConfig, days: float) -> list[str]:
     return [
-        *_common_args(app.name, config), "--backups-dir", config.backups_dir,
+        *tool_args(app.name, config),
         "--keep-backups", str(app.keep_backups), "--keep-releases", str(app.keep_releases),
         "--days", str(days),
     ]  # fmt: skip

@@ -1,5 +1,9 @@
-"""The release tool's command line: one subparser per subcommand, each with only its own flags;
-typed settings (server.settings) are built here and handed to server.commands."""
+"""The release tool's command line: one subparser per subcommand, each with only its own flags.
+
+The server's layout comes from the file install wrote (``--layout``, default
+``/etc/web2py/release.json``); the flags carry only what belongs to this call. Typed settings
+(server.settings) are built here and handed to server.commands.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 
-from operations.formats import DATA_DIRS, EXIT_FAILED, EXIT_USAGE
+from operations.formats import EXIT_FAILED, EXIT_USAGE, layout_path
 from server import commands
 from server.app import App
 from server.errors import Failure, Locked
@@ -27,21 +31,17 @@ from server.settings import (
 
 APP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 BOOL = argparse.BooleanOptionalAction
+DEFAULT_LAYOUT = layout_path("/etc/web2py")
 
 
-def _layout_flags() -> argparse.ArgumentParser:
+def _layout_flag() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--apps-dir", required=True)
-    p.add_argument("--web2py-root", required=True)
-    p.add_argument("--user", default="www-data")
-    p.add_argument("--group", default="www-data")
-    p.add_argument("--data-dirs", default=",".join(DATA_DIRS))
-    p.add_argument("--backups-dir", default="/var/backups/web2py")
-    p.add_argument("--fifo", default="/run/web2py/uwsgi.fifo")
-    p.add_argument("--stats", default="/run/web2py/stats.sock")
-    p.add_argument("--uwsgi", default="/usr/bin/uwsgi-core")
-    p.add_argument("--maintenance-dir", default="/etc/web2py/maintenance")
-    p.add_argument("--health-port", type=int, default=443)
+    p.add_argument("--layout", default=DEFAULT_LAYOUT)  # the file install wrote
+    return p
+
+
+def _app_flags() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False, parents=[_layout_flag()])
     p.add_argument("--app", required=True)
     p.add_argument("--who", default="unknown")
     return p
@@ -76,8 +76,8 @@ def parser() -> argparse.ArgumentParser:
     """The whole command line."""
     p = argparse.ArgumentParser(prog="web2py-release", description="pyinfra-web2py's releases")
     sub = p.add_subparsers(dest="command", required=True)
-    layout, checks, window = _layout_flags(), _check_flags(), _window_flags()
-    d = sub.add_parser("deploy", parents=[layout, checks, window])
+    app, checks, window = _app_flags(), _check_flags(), _window_flags()
+    d = sub.add_parser("deploy", parents=[app, checks, window])
     d.add_argument("--package", required=True)
     d.add_argument("--sha256", required=True)
     d.add_argument("--delta-sha256", default="")  # --package is a delta from the live release
@@ -90,27 +90,22 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--shared-files", default="")  # comma-separated paths in the app
     d.add_argument("--seed", action="append", default=[])  # PATH=STAGED: a shared file's seed
     d.add_argument("--migrate", action=BOOL, default=False)
-    r = sub.add_parser("restore", parents=[layout, checks, window])
+    r = sub.add_parser("restore", parents=[app, checks, window])
     r.add_argument("--backup-name", default="latest")
     r.add_argument("--restore-data", action=BOOL, default=False)
-    sub.add_parser("rollback", parents=[layout, checks]).add_argument("--to", default="")
-    sub.add_parser("status", parents=[layout])
-    sub.add_parser("unlock", parents=[layout])
-    sub.add_parser("backup", parents=[layout]).add_argument("--keep-backups", type=int)
-    c = sub.add_parser("cleanup", parents=[layout])
+    sub.add_parser("rollback", parents=[app, checks]).add_argument("--to", default="")
+    sub.add_parser("status", parents=[app])
+    sub.add_parser("unlock", parents=[app])
+    sub.add_parser("backup", parents=[app]).add_argument("--keep-backups", type=int)
+    c = sub.add_parser("cleanup", parents=[app])
     c.add_argument("--keep-backups", type=int)
     c.add_argument("--keep-releases", type=int)
     c.add_argument("--days", type=float, default=30)
     c.add_argument("--dry-run", action="store_true")
-    reload = sub.add_parser("reload")
-    reload.add_argument("--fifo", default="/run/web2py/uwsgi.fifo")
-    reload.add_argument("--stats", default="/run/web2py/stats.sock")
+    reload = sub.add_parser("reload", parents=[_layout_flag()])
     reload.add_argument("--reload-timeout", type=float, default=60)
-    stop = sub.add_parser("scheduler-stop")
+    stop = sub.add_parser("scheduler-stop", parents=[_layout_flag()])
     stop.add_argument("--app", required=True)
-    stop.add_argument("--web2py-root", required=True)
-    stop.add_argument("--user", default="www-data")
-    stop.add_argument("--group", default="www-data")
     stop.add_argument("--pid", default="")  # the worker ($MAINPID; "": none)
     stop.add_argument("--stop-timeout", type=float, default=60)  # for its running task
     check = sub.add_parser("scheduler-check")
@@ -119,16 +114,31 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def read_layout(path: str) -> Layout:
+    """The server's layout, as install wrote it at ``path``; a server without one (installed
+    before it existed, or never) is one clear line."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise Failure(
+            f"{path} is missing: this server's layout is written at install; run "
+            "pyinfra INVENTORY deploys/install_web2py.py first"
+        ) from None
+    except OSError as error:
+        raise Failure(f"{path}: unreadable: {error.strerror}") from None
+    try:
+        return Layout.from_json(text)
+    except (ValueError, TypeError) as error:
+        raise Failure(
+            f"{path}: not a layout this tool reads ({error}); run "
+            "pyinfra INVENTORY deploys/install_web2py.py again"
+        ) from None
+
+
 def _pick(cls: type, args: argparse.Namespace, **extra: object):
     """An instance of dataclass ``cls`` from the flags of the same names that were declared."""
     given = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
     return cls(**{**given, **extra})
-
-
-def layout_of(args: argparse.Namespace) -> Layout:
-    """The server's layout from the command line."""
-    dirs = tuple(d for d in getattr(args, "data_dirs", ",".join(DATA_DIRS)).split(",") if d)
-    return _pick(Layout, args, apps_dir=getattr(args, "apps_dir", ""), data_dirs=dirs)
 
 
 def options_of(args: argparse.Namespace) -> Options:
@@ -138,18 +148,13 @@ def options_of(args: argparse.Namespace) -> Options:
     return _pick(Options, args, checks=_pick(Checks, args), seeds=seeds, shared_files=shared)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, layout: Layout) -> int:
     """Call the subcommand ``args`` names with the settings built from them."""
     if args.command == "reload":
-        return commands.reload(
-            _pick(Layout, args, apps_dir="", web2py_root=""), args.reload_timeout
-        )
+        return commands.reload(layout, args.reload_timeout)
     if args.command == "scheduler-stop":
-        layout = _pick(Layout, args, apps_dir="")
         return commands.scheduler_stop(layout, args.app, args.pid, args.stop_timeout)
-    if args.command == "scheduler-check":
-        return commands.scheduler_check(args.app, args.settle)
-    app = App(args.app, layout_of(args), options_of(args))
+    app = App(args.app, layout, options_of(args))
     if args.command == "deploy":
         settings = json.loads(args.settings or "{}")
         return commands.deploy(app, _pick(DeployOptions, args, settings=settings))
@@ -159,15 +164,14 @@ def run(args: argparse.Namespace) -> int:
         return commands.rollback(app, args.to)
     if args.command == "cleanup":
         return commands.cleanup(app, _pick(CleanupOptions, args))
-    return {"status": commands.status, "unlock": commands.unlock, "backup": commands.backup}[
-        args.command
-    ](app)
+    simple = {"status": commands.status, "unlock": commands.unlock, "backup": commands.backup}
+    return simple[args.command](app)
 
 
-def _drop_notice(args: argparse.Namespace) -> None:
+def _drop_notice(args: argparse.Namespace, layout: Layout) -> None:
     """The notice a deploy under maintenance put up (or staged) must not outlive it."""
     if args.command in ("deploy", "restore") and args.down:
-        (Path(args.maintenance_dir) / f"{args.app}.notify").unlink(missing_ok=True)
+        (Path(layout.maintenance_dir) / f"{args.app}.notify").unlink(missing_ok=True)
         if args.notice_file:
             Path(args.notice_file).unlink(missing_ok=True)
 
@@ -181,9 +185,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command.startswith("scheduler-") and not APP_NAME.fullmatch(args.app):
         print(f"{args.command} needs --app, an app name", file=sys.stderr)
         return EXIT_USAGE
+    if args.command == "scheduler-check":  # systemd's view only: no layout needed
+        return commands.scheduler_check(args.app, args.settle)
+    try:
+        layout = read_layout(args.layout)
+    except Failure as error:
+        print(str(error), file=sys.stderr)
+        if getattr(args, "down", False) and args.notice_file:
+            Path(args.notice_file).unlink(missing_ok=True)  # staged for a run that never began
+        return EXIT_FAILED
     locked = False
     try:
-        return run(args)
+        return run(args, layout)
     except Locked as error:
         # Another live deploy holds the lock: its notice (and the file it staged, at the same
         # path as ours) is its own, and stays.
@@ -197,4 +210,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not locked:
             # this run ended (well or not, maybe before going down: a broken package, a
             # refused backup...): a notice it put up or staged goes with it
-            _drop_notice(args)
+            _drop_notice(args, layout)

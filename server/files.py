@@ -116,12 +116,13 @@ def regular_files(root: Path) -> list[str]:
     return sorted(found)
 
 
-def old_scratch_files(
+def _old_entries(
     shared: Path, folders: Iterable[str], cutoff: float
-) -> list[tuple[str, str, int]]:
-    """(folder, relative path, size) of the files older than ``cutoff`` in shared/<folder>,
-    found without following links (os.fwalk checks each folder it enters is the one it saw)."""
-    found = []
+) -> Iterator[tuple[str, Path, str, int, os.stat_result]]:
+    """(folder, its top, the folder's path, its descriptor, stat) of every file or link older
+    than ``cutoff`` in shared/<folder>, as name-in-folder: walked by descriptor without
+    following links (os.fwalk checks each folder it enters is the one it saw). The descriptor
+    is valid until the next item."""
     for folder in folders:
         top = shared / folder
         if top.is_symlink() or not top.is_dir():
@@ -133,31 +134,30 @@ def old_scratch_files(
                 except OSError:
                     continue
                 if st.st_mtime < cutoff and (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
-                    found.append(
-                        (folder, os.path.relpath(os.path.join(dirpath, name), top), st.st_size)
-                    )
-    return found
+                    yield folder, top, os.path.join(dirpath, name), dirfd, st
+
+
+def old_scratch_files(
+    shared: Path, folders: Iterable[str], cutoff: float
+) -> list[tuple[str, str, int]]:
+    """(folder, relative path, size) of the files older than ``cutoff`` in shared/<folder>,
+    found without following links."""
+    return [
+        (folder, os.path.relpath(path, top), st.st_size)
+        for folder, top, path, _dirfd, st in _old_entries(shared, folders, cutoff)
+    ]
 
 
 def remove_old_scratch_files(shared: Path, folders: Iterable[str], cutoff: float) -> int:
     """Remove what :func:`old_scratch_files` finds, each by its folder's descriptor (a link is
     removed itself, never followed)."""
     removed = 0
-    for folder in folders:
-        top = shared / folder
-        if top.is_symlink() or not top.is_dir():
+    for _folder, _top, path, dirfd, _st in _old_entries(shared, folders, cutoff):
+        try:
+            os.unlink(os.path.basename(path), dir_fd=dirfd)
+            removed += 1
+        except OSError:
             continue
-        for _dirpath, _dirs, files, dirfd in os.fwalk(top, follow_symlinks=False):
-            for name in files:
-                try:
-                    st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-                    if st.st_mtime < cutoff and (
-                        stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)
-                    ):
-                        os.unlink(name, dir_fd=dirfd)
-                        removed += 1
-                except OSError:
-                    continue
     return removed
 
 

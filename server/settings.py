@@ -1,32 +1,16 @@
-"""Typed settings of the release tool: the server's layout, and what one call asks for.
+"""Typed settings of the release tool: the server's layout (``formats.Layout``, read from the
+file install wrote), and what one call asks for.
 
-The cli module builds them from the command line; unit tests build them directly.
+The cli module builds them; unit tests build them directly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from operations.formats import DATA_DIRS, SCHEDULER_SETTLE
+from operations.formats import SCHEDULER_SETTLE, Layout
 
 __all__ = ["SCHEDULER_SETTLE", "Checks", "CleanupOptions", "DeployOptions", "Layout", "Options"]
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where things are on this server and who owns them: fixed at install time."""
-
-    apps_dir: str
-    web2py_root: str
-    user: str = "www-data"
-    group: str = "www-data"
-    data_dirs: tuple[str, ...] = DATA_DIRS
-    backups_dir: str = "/var/backups/web2py"
-    fifo: str = "/run/web2py/uwsgi.fifo"  # uWSGI's master FIFO (chain reloads)
-    stats: str = "/run/web2py/stats.sock"  # uWSGI's stats socket (its workers)
-    uwsgi: str = "/usr/bin/uwsgi-core"
-    maintenance_dir: str = "/etc/web2py/maintenance"
-    health_port: int = 443  # nginx's HTTPS port, for the health check
 
 
 @dataclass

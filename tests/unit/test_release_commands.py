@@ -174,12 +174,32 @@ def test_a_locked_deploy_exits_locked_and_leaves_the_holders_notice(layout, tmp_
     staged = tmp_path / "notice-notes.html"
     staged.write_text("<p>ours</p>")
     built = package(tmp_path, "1")
+    (tmp_path / "release.json").write_text(layout.to_json())
     argv = [
-        "deploy", "--app", "notes", "--apps-dir", layout.apps_dir, "--web2py-root",
-        layout.web2py_root, "--user", USER, "--group", USER, "--maintenance-dir",
-        layout.maintenance_dir, "--package", str(built.path), "--sha256", built.sha256,
+        "deploy", "--layout", str(tmp_path / "release.json"), "--app", "notes",
+        "--package", str(built.path), "--sha256", built.sha256,
         "--down", "--notice-seconds", "5", "--notice-file", str(staged),
     ]  # fmt: skip
     assert cli.main(argv) == EXIT_LOCKED
     assert notice.read_text() == "<p>carol's deploy</p>" and staged.exists()  # carol's
     assert holder.lock.held() and built.path.exists()  # nothing of the holder's was touched
+
+
+def test_a_server_without_its_layout_file_gets_one_clear_line(tmp_path, capsys):
+    missing = tmp_path / "release.json"
+    assert cli.main(["status", "--layout", str(missing), "--app", "notes"]) == EXIT_FAILED
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"{missing} is missing: this server's layout is written at install; run "
+        "pyinfra INVENTORY deploys/install_web2py.py first"
+    )
+
+
+def test_the_layout_file_round_trips_and_refuses_what_it_does_not_know(layout, tmp_path):
+    assert Layout.from_json(layout.to_json()) == layout
+    record = json.loads(layout.to_json())
+    with pytest.raises(ValueError, match=r"unknown keys \['extra'\]"):
+        Layout.from_json(json.dumps({**record, "extra": 1}))
+    del record["uwsgi"]
+    with pytest.raises(ValueError, match=r"missing keys \['uwsgi'\]"):
+        Layout.from_json(json.dumps(record))

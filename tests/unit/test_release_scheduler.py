@@ -168,16 +168,17 @@ def test_a_failed_restart_goes_to_the_audit_and_never_raises(monkeypatch, tmp_pa
     assert entry.schedulers["web2py-scheduler@notes.service"]["ok"] is False
 
 
-def test_scheduler_stop_without_a_main_process_does_nothing(monkeypatch):
+def test_scheduler_stop_without_a_main_process_does_nothing(monkeypatch, tmp_path):
     monkeypatch.setattr(schedulers, "ask_terminate", lambda *a: pytest.fail("asked"))
+    (tmp_path / "release.json").write_text(layout(tmp_path).to_json())
     for pid in ("", "0", str(2**22 + 7)):  # unset ($MAINPID after the worker exited), gone
-        args = ["scheduler-stop", "--app", "notes", "--web2py-root", "/w", f"--pid={pid}"]
-        assert cli.main(args) == 0
+        args = ["scheduler-stop", "--layout", str(tmp_path / "release.json"), "--app", "notes"]
+        assert cli.main([*args, f"--pid={pid}"]) == 0
 
 
 def test_scheduler_commands_need_an_app_name():
     assert cli.main(["scheduler-check", "--app", "../x"]) == EXIT_USAGE
-    assert cli.main(["scheduler-stop", "--app", "notes"]) == EXIT_USAGE
+    assert cli.main(["scheduler-stop", "--pid", "42"]) == EXIT_USAGE
 
 
 def test_a_worker_web2py_cannot_reach_is_stopped_by_signal(monkeypatch, tmp_path):

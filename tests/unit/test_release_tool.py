@@ -249,11 +249,13 @@ def test_a_deploy_that_ends_early_takes_its_notice_down(app, tmp_path):
     (maintenance / "notes.notify").write_text("<p>soon</p>")
     staged = tmp_path / "notice-notes.html"
     staged.write_text("<p>soon</p>")
+    layout = replace(
+        app.layout, backups_dir=str(tmp_path / "empty"), maintenance_dir=str(maintenance)
+    )
+    (tmp_path / "release.json").write_text(layout.to_json())
     argv = [
-        "restore", "--app", "notes", "--apps-dir", app.layout.apps_dir,
-        "--web2py-root", app.layout.web2py_root, "--user", USER, "--group", USER,
-        "--backups-dir", str(tmp_path / "empty"), "--backup-name", "latest",
-        "--maintenance-dir", str(maintenance), "--down", "--notice-seconds", "30",
+        "restore", "--layout", str(tmp_path / "release.json"), "--app", "notes",
+        "--backup-name", "latest", "--down", "--notice-seconds", "30",
         "--notice-file", str(staged),
     ]  # fmt: skip
     assert cli.main(argv) == EXIT_FAILED  # no backups

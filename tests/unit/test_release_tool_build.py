@@ -29,10 +29,11 @@ def test_the_zipapp_is_the_same_bytes_wherever_and_whenever_built(tmp_path):
 
 def test_the_zipapp_runs_on_its_own(tmp_path):
     tool, _ = release_tool.build(tmp_path / "tool.pyz")
+    layout = formats.Layout(apps_dir=str(tmp_path / "apps"), web2py_root=str(tmp_path))
+    (tmp_path / "release.json").write_text(layout.to_json())
     result = subprocess.run(
-        [sys.executable, "-I", str(tool), "status", "--app", "notes", "--apps-dir",
-         str(tmp_path / "apps"), "--web2py-root", str(tmp_path), "--user", "root",
-         "--group", "root"],
+        [sys.executable, "-I", str(tool), "status", "--layout", str(tmp_path / "release.json"),
+         "--app", "notes"],
         capture_output=True, text=True, cwd=tmp_path, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
