@@ -6,21 +6,21 @@ Every data key is documented in group_data/all.py. Bad data stops the run on the
 before any host is touched. A second run with the same data reports no changes.
 """
 
+from io import StringIO
 from pathlib import PurePosixPath
 
 from pyinfra import host, logger
 from pyinfra.operations import apt, files, server, systemd
 
-from operations import maintenance, tls, web2py
+from operations import maintenance, release_tool, tls, web2py
+from operations.app_config import deploy_config
 from operations.config import ConfigError, check_python_for_web2py, install_config
 from operations.controller import admin_password, app_package
 from operations.data_keys import check_data_keys
 from operations.facts import PythonVersion, RunningFor
-from operations.scripts import LOCAL_DIR, REMOTE_DIR
-from operations.web2py_app import RELEASE_TOOL
+from operations.formats import SCHEDULER_SETTLE, layout_path
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
-SCHEDULER_SETTLE = 5  # seconds a scheduler must keep running after its start to count as up
 
 c = install_config(host.data, admin_password=admin_password(host.data))
 # A web2py that cannot run on this server's Python is refused before anything changes (for a
@@ -111,10 +111,14 @@ else:
 
 # --- uWSGI under systemd ------------------------------------------------------------------
 run_dir_name = PurePosixPath(c.run_dir).name
-release_tool = f"{REMOTE_DIR}/{RELEASE_TOOL}"
+release_tool.install(name="Release and reload tool")
+# The server's layout, written once: the release tool reads it on every call (a changed layout
+# is an install change, shown by --dry like any file).
+layout = release_tool.layout_of(deploy_config(host.data, require_apps=False, read_apps=False))
+layout_file = layout_path(c.config_dir)
 files.put(
-    name="Release and reload tool", src=str(LOCAL_DIR / RELEASE_TOOL), dest=release_tool,
-    mode="755", **root_owned,
+    name="Release tool layout", src=StringIO(layout.to_json()), dest=layout_file, mode="644",
+    **root_owned,
 )  # fmt: skip
 uwsgi_ini = files.template(
     name="uWSGI config", src="templates/uwsgi-web2py.ini.j2", dest=f"{c.config_dir}/uwsgi.ini",
@@ -123,12 +127,12 @@ uwsgi_ini = files.template(
 uwsgi_unit = files.template(
     name="uWSGI systemd unit", src="templates/web2py-uwsgi.service.j2",
     dest="/etc/systemd/system/web2py-uwsgi.service", mode="644", c=c, run_dir_name=run_dir_name,
-    release_tool=release_tool,
+    release_tool=release_tool.REMOTE_PATH, layout=layout_file,
 )  # fmt: skip
 scheduler_unit = files.template(
     name="Scheduler systemd unit", src="templates/web2py-scheduler@.service.j2",
     dest="/etc/systemd/system/web2py-scheduler@.service", mode="644", c=c,
-    release_tool=release_tool,
+    release_tool=release_tool.REMOTE_PATH, layout=layout_file,
 )  # fmt: skip
 systemd.daemon_reload(
     name="Reload systemd units",
@@ -176,7 +180,9 @@ for app in c.schedulers:
     # worker keeps running: `web2py.py -K app` exits at once when the models define no Scheduler.
     server.shell(
         name=f"Check the scheduler for {app} keeps running",
-        commands=[f"{release_tool} scheduler-check --app {app} --settle {SCHEDULER_SETTLE:g}"],
+        commands=[
+            f"{release_tool.REMOTE_PATH} scheduler-check --app {app} --settle {SCHEDULER_SETTLE:g}"
+        ],
         _if=lambda steady=steady, ops=(scheduler_started, scheduler_restarted): (
             not steady or any(op.did_change() for op in ops)
         ),

@@ -8,14 +8,13 @@ Files arrive in ``retrieve_dir/<host>/<app>/`` with their ``.sha256``, checked a
 """
 
 from pyinfra import host
-from pyinfra.operations import files, python
+from pyinfra.operations import python
 
+from operations import release_tool
 from operations.app_config import deploy_config
 from operations.config import ConfigError, as_app_name
 from operations.data_keys import check_data_keys
 from operations.retrieve import retrieve_backup
-from operations.scripts import LOCAL_DIR, REMOTE_DIR
-from operations.web2py_app import RELEASE_TOOL
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
 
@@ -30,10 +29,7 @@ if "/" in which:
 local_dir = str(host.data.get("retrieve_dir") or "retrieved")
 
 if which == "snapshot":
-    files.put(
-        name="Release tool", src=str(LOCAL_DIR / RELEASE_TOOL), dest=f"{REMOTE_DIR}/{RELEASE_TOOL}",
-        user="root", group="root", mode="755",
-    )  # fmt: skip
+    release_tool.install(name="Release tool")
 python.call(
     name=f"Retrieve {which} backup of {app_name}",
     function=retrieve_backup,

@@ -12,9 +12,10 @@ release that was live.
 from pyinfra import host
 
 from operations import web2py_app
-from operations.app_config import RELEASE_ID, deploy_config
+from operations.app_config import deploy_config
 from operations.config import ConfigError, as_app_name
 from operations.data_keys import check_data_keys
+from operations.formats import RELEASE_ID
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
 

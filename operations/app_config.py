@@ -33,11 +33,8 @@ from .config import (
 )
 from .gitsource import export_commit
 from .maintenance import DEFAULT_MESSAGES, MAX_RETRY_AFTER, as_message
-from .packaging import DATA_DIRS
 
 HEALTH_PATH = re.compile(r"^/[A-Za-z0-9_./?=&%-]*$")
-# a release's folder name (releases/<id>); the release tool checks the same on the server
-RELEASE_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[A-Za-z0-9][A-Za-z0-9.-]*")
 HOOK_STAGES = ("before_check", "before_switch", "after_switch")
 APP_KEYS = {
     "path", "package_mode", "include", "exclude", "health_path", "health_status", "health_text",
@@ -191,9 +188,12 @@ def app_settings(name: str, raw: Any) -> AppSettings:
     )
 
 
-def deploy_config(data: Any, only: Any = None, require_apps: bool = True) -> DeployConfig:
-    """Check app_deploy data. ``only`` (data ``deploy_only``) limits the run to some apps."""
-    apps_raw = data.get("deploy_apps") or {}
+def deploy_config(
+    data: Any, only: Any = None, require_apps: bool = True, read_apps: bool = True
+) -> DeployConfig:
+    """Check app_deploy data. ``only`` (data ``deploy_only``) limits the run to some apps;
+    without ``read_apps``, the apps are not read at all (just the layout: install)."""
+    apps_raw = (data.get("deploy_apps") or {}) if read_apps else {}
     if isinstance(apps_raw, str):  # --data deploy_apps=... that pyinfra could not parse as JSON
         try:
             apps_raw = json.loads(apps_raw)
@@ -257,7 +257,3 @@ def recorded_app(name: str, revision: Mapping[str, Any] | None) -> AppSettings:
         recorded["hooks"] = json.dumps(recorded["hooks"] or {}, sort_keys=True)
     known = recorded_settings(recorded)
     return replace(base, **known)
-
-
-def data_dirs() -> str:
-    return ",".join(DATA_DIRS)

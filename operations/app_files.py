@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import ConfigError
-from .packaging import DATA_DIRS
+from .formats import APPCONFIG, DATA_DIRS
 
-APPCONFIG = "private/appconfig.ini"
 AUTH_KEY = "private/auth.key"
 # Apply to apps that have them (in the package or on the server); never refused as missing.
 DEFAULT_SHARED_FILES = (APPCONFIG, AUTH_KEY)

@@ -23,7 +23,8 @@ from pyinfra.context import state
 from .app_config import AppSettings, DeployConfig
 from .app_files import AUTH_KEY, HostFiles, Secret, auth_key_plan, missing_shared_files
 from .config import ConfigError
-from .packaging import Delta, Package, build_delta, build_package, manifest_sha256
+from .formats import manifest_sha256
+from .packaging import Delta, Package, build_delta, build_package
 from .web2py_app import SharedFiles
 
 ADMIN_PASSWORD_ENV = "WEB2PY_ADMIN_PASSWORD"

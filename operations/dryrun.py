@@ -8,12 +8,11 @@ from pathlib import Path
 from pyinfra import host, logger
 from pyinfra.facts.files import FileContents
 
-from .app_files import APPCONFIG, RenderedConfig
+from .app_files import RenderedConfig
+from .formats import APPCONFIG, MASKED_APPCONFIG
 from .manifest import diff_manifests
 from .packaging import Package
 from .web2py_app import LiveManifest, LiveRelease
-
-MASKED_APPCONFIG = ".pyinfra-web2py-appconfig.masked"  # written by web2py-release.py
 
 MAX_DIFF_BYTES = 256 * 1024
 

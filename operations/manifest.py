@@ -1,4 +1,4 @@
-"""Manifests (``sha256  path`` lines) and the file-level diff a dry run shows."""
+"""The file-level diff a dry run shows, between two manifests (``formats.parse_manifest``)."""
 
 from __future__ import annotations
 
@@ -24,19 +24,6 @@ class ManifestDiff:
             + [f"~ {name}" for name in self.changed]
             + [f"- {name}" for name in self.removed]
         )
-
-
-def parse_manifest(text: str | list[str] | None) -> dict[str, str]:
-    """``sha256  path`` lines (as ``sha256sum`` writes them) → {path: sha256}."""
-    if not text:
-        return {}
-    lines = text.splitlines() if isinstance(text, str) else text
-    files: dict[str, str] = {}
-    for line in lines:
-        digest, sep, name = line.partition("  ")
-        if sep and len(digest) == 64:
-            files[name] = digest
-    return files
 
 
 def diff_manifests(live: dict[str, str], new: dict[str, str]) -> ManifestDiff:

@@ -26,17 +26,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .formats import DELTA, MANIFEST, delta_info, manifest_text
+
 CODE_DIRS = (
     "models", "controllers", "modules", "views", "static", "languages", "cron", "private",
 )  # fmt: skip
 CODE_TOP_FILES = ("*.py", "ABOUT", "LICENSE", "routes.*", "__init__.py", "VERSION")
-# Runtime data: never in a release, one copy per server under shared/, written by the app.
-DATA_DIRS = ("databases", "sessions", "errors", "cache", "uploads")
 RUNTIME_DIRS = ("sessions", "errors", "cache")
 JUNK_DIRS = (".git", ".hg", ".svn", ".bzr", "__pycache__", "compiled", ".idea", ".vscode")
 JUNK_FILES = ("*~", "*.bak", "#*", ".#*", "*.pyc", "*.pyo", "*.swp", ".DS_Store")
-MANIFEST_NAME = ".pyinfra-web2py-manifest"
-DELTA_NAME = ".pyinfra-web2py-delta.json"
 FIXED_MTIME = 1_577_836_800  # 2020-01-01T00:00:00Z
 
 
@@ -114,7 +112,7 @@ def build_package(
             data = (app_dir / name).read_bytes()
             files[name] = hashlib.sha256(data).hexdigest()
             _add(tar, name, data)
-        _add(tar, MANIFEST_NAME, manifest_text(files).encode())
+        _add(tar, MANIFEST, manifest_text(files).encode())
     _write_gzip(out_path, raw.getvalue())
     digest = hashlib.sha256(out_path.read_bytes()).hexdigest()
     return Package(path=out_path, sha256=digest, files=files)
@@ -124,7 +122,7 @@ def build_package(
 class Delta:
     """What a server that runs the release ``base`` (its manifest) needs to rebuild a package:
     the added and changed files, the removed names, and both manifests' sha256 to check the
-    result by (web2py-release.py deploy --delta-sha256)."""
+    result by (the release tool's deploy --delta-sha256)."""
 
     path: Path
     sha256: str
@@ -136,7 +134,7 @@ def build_delta(
     package: Package, base_files: dict[str, str], out_path: Path, always: Iterable[str] = ()
 ) -> Delta:
     """Write a reproducible ``.tar.gz`` of the package's files that ``base_files`` lacks or
-    holds with other bytes, and a JSON description (``DELTA_NAME``). Names in ``always``
+    holds with other bytes, and a JSON description (``formats.DELTA``). Names in ``always``
     travel even when unchanged: the base release holds something else at that path (a link
     to a shared file, a rendered config), so the server cannot take them from there."""
     always = set(always)
@@ -146,13 +144,7 @@ def build_delta(
         if base_files.get(name) != digest or name in always
     )
     removed = sorted(set(base_files) - set(package.files))
-    info = {
-        "format": 1,
-        "base_manifest_sha256": manifest_sha256(base_files),
-        "manifest_sha256": manifest_sha256(package.files),
-        "files": {name: package.files[name] for name in changed},
-        "removed": removed,
-    }
+    info = delta_info(base_files, package.files, changed, removed)
     raw = io.BytesIO()
     with (
         tarfile.open(package.path) as source,
@@ -164,14 +156,10 @@ def build_delta(
             if hashlib.sha256(data).hexdigest() != package.files[name]:
                 raise PackagingError(f"{package.path}: {name} does not match its manifest")
             _add(tar, name, data)
-        _add(tar, DELTA_NAME, json.dumps(info, sort_keys=True).encode())
+        _add(tar, DELTA, json.dumps(info, sort_keys=True).encode())
     _write_gzip(out_path, raw.getvalue())
     digest = hashlib.sha256(out_path.read_bytes()).hexdigest()
     return Delta(path=out_path, sha256=digest, changed=tuple(changed), removed=tuple(removed))
-
-
-def manifest_sha256(files: dict[str, str]) -> str:
-    return hashlib.sha256(manifest_text(files).encode()).hexdigest()
 
 
 def _write_gzip(out_path: Path, data: bytes) -> None:
@@ -191,8 +179,3 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     tar.addfile(info, io.BytesIO(data))
-
-
-def manifest_text(files: dict[str, str]) -> str:
-    """``sha256  path`` lines, sorted: the format ``sha256sum -c`` reads."""
-    return "".join(f"{digest}  {name}\n" for name, digest in sorted(files.items()))

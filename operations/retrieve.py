@@ -18,8 +18,8 @@ from pyinfra.api.exceptions import OperationError
 
 from .app_config import DeployConfig
 from .config import sha256_of_file
-from .scripts import REMOTE_DIR
-from .web2py_app import RELEASE_TOOL
+from .release_tool import REMOTE_PATH
+from .web2py_app import tool_args
 
 
 def _run(command: StringCommand) -> list[str]:
@@ -32,22 +32,7 @@ def _run(command: StringCommand) -> list[str]:
 def _pick(app: str, config: DeployConfig, which: str) -> str:
     if which == "snapshot":
         lines = _run(
-            StringCommand(
-                f"{REMOTE_DIR}/{RELEASE_TOOL}",
-                "backup",
-                "--app",
-                QuoteString(app),
-                "--apps-dir",
-                QuoteString(config.apps_dir),
-                "--web2py-root",
-                QuoteString(config.web2py_root),
-                "--user",
-                config.user,
-                "--group",
-                config.group,
-                "--backups-dir",
-                QuoteString(config.backups_dir),
-            )  # fmt: skip
+            StringCommand(REMOTE_PATH, "backup", *map(QuoteString, tool_args(app, config)))
         )
         taken = [line.split(" backup ", 1)[1] for line in lines if " backup " in line]
         if not taken:

@@ -1,4 +1,4 @@
-"""Operations and facts for app releases (see operations/scripts/web2py-release.py)."""
+"""Operations and facts for app releases (server side: server/, shipped by release_tool.py)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,13 @@ from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand,
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import python
 
-from .app_config import AppSettings, DeployConfig, data_dirs
+from .app_config import AppSettings, DeployConfig
 from .app_files import AUTH_KEY, HostFiles, Secret
 from .facts import parse_json, read_file_command
-from .maintenance import deploy_window, maintenance_dir
-from .manifest import parse_manifest
-from .packaging import MANIFEST_NAME
-from .scripts import REMOTE_DIR, run_script
+from .formats import MANIFEST, AuditRecord, layout_path, parse_manifest
+from .maintenance import deploy_window
+from .release_tool import REMOTE_PATH, run_tool
 from .secrets_upload import upload_secret
-
-RELEASE_TOOL = "web2py-release.py"
 
 
 class LiveRelease(FactBase[dict | None]):
@@ -50,7 +47,7 @@ class LiveManifest(FactBase[dict[str, str]]):
     """
 
     def command(self, web2py_root: str, app: str) -> StringCommand:
-        return read_file_command(f"{web2py_root}/applications/{app}/{MANIFEST_NAME}")
+        return read_file_command(f"{web2py_root}/applications/{app}/{MANIFEST}")
 
     def process(self, output: list[str]) -> dict[str, str]:
         return parse_manifest(output)
@@ -130,14 +127,9 @@ def empty_host_files() -> HostFiles:
     return HostFiles(frozenset(), frozenset(), None)
 
 
-def _common_args(app: str, c: DeployConfig) -> list[str]:
-    return [
-        "--app", app, "--apps-dir", c.apps_dir, "--web2py-root", c.web2py_root,
-        "--user", c.user, "--group", c.group, "--data-dirs", data_dirs(),
-        "--fifo", f"{c.run_dir}/uwsgi.fifo", "--stats", f"{c.run_dir}/stats.sock",
-        "--health-port", str(c.https_port), "--who", c.who,
-        "--maintenance-dir", maintenance_dir(c.config_dir),
-    ]  # fmt: skip
+def tool_args(app: str, c: DeployConfig) -> list[str]:
+    """The app and who asks; the server's layout is in the file install wrote there."""
+    return ["--layout", layout_path(c.config_dir), "--app", app, "--who", c.who]
 
 
 def _window_args(app: AppSettings, config: DeployConfig, down: bool) -> list[str]:
@@ -185,7 +177,7 @@ def release(
       (``operations.app_files.auth_key_plan``); a key the host holds is never replaced
 
     Everything after the upload happens in one process on the server, under the app's lock
-    (``web2py-release.py deploy``): a failed check or health check switches back and exits
+    (the release tool's ``deploy``): a failed check or health check switches back and exits
     non-zero with the reason. With ``app.maintenance``, the app shows its notice for
     ``app.notice_seconds`` (while the release is unpacked and verified), then answers 503 with
     its page while the backup, migrations, switch and health check run, and comes back up
@@ -225,11 +217,11 @@ def release(
     version = app.version or sha256[:12]
     backup = ["--backup"] if app.backup else ["--no-backup"]
     migrate = ["--migrate"] if app.migrate else ["--no-migrate"]
-    yield from run_script(
-        RELEASE_TOOL, "deploy", *_common_args(app.name, config), *_health_args(app),
+    yield from run_tool(
+        "deploy", *tool_args(app.name, config), *_health_args(app),
         "--package", remote, "--sha256", sha256, "--version", version, *backup, *migrate,
-        "--backups-dir", config.backups_dir, "--keep-backups", str(app.keep_backups),
-        "--keep-releases", str(app.keep_releases), "--hooks", app.hooks,
+        "--keep-backups", str(app.keep_backups), "--keep-releases", str(app.keep_releases),
+        "--hooks", app.hooks,
         *_window_args(app, config, app.maintenance),
         *(["--delta-sha256", delta_sha256] if delta_sha256 else []),
         "--shared-files", ",".join(app.shared_files), *staged,
@@ -267,7 +259,7 @@ def rollback(app: str, config: DeployConfig, to: str = "previous"):
     if to != "previous" and live and live.get("release") == to:
         host.noop(f"{app}: release {to} is already live")
         return
-    yield from run_script(RELEASE_TOOL, "rollback", *_common_args(app, config), "--to", to)
+    yield from run_tool("rollback", *tool_args(app, config), "--to", to)
 
 
 @operation()
@@ -288,7 +280,7 @@ def unlock(app: str, config: DeployConfig):
     if not holder:
         host.noop(f"{app}: not locked")
         return
-    yield from run_script(RELEASE_TOOL, "unlock", *_common_args(app, config))
+    yield from run_tool("unlock", *tool_args(app, config))
 
 
 class LastAudit(FactBase[dict | None]):
@@ -317,34 +309,31 @@ def human_bytes(n: float) -> str:
 
 def report_lines(host_name: str, app: str, backups_dir: str, entry: dict) -> list[str]:
     """What a deploy, rollback or restore did (its audit line), and how to undo it."""
-    action = entry.get("action", "deploy")
-    line = f"{host_name}: {app}: {action} {entry.get('result', '?')}"
-    line += f", release {entry.get('release')}"
-    if entry.get("restored_from"):
-        line += f" from {entry['restored_from']}" + (
-            " with its data" if entry.get("restore_data") else ""
-        )
-    if entry.get("from"):
-        line += f" (was {entry['from']})"
-    if entry.get("duration_s") is not None:
-        line += f", {entry['duration_s']:.1f} s"
+    record = AuditRecord.from_dict(entry)
+    line = f"{host_name}: {app}: {record.action} {record.result or '?'}, release {record.release}"
+    if record.restored_from:
+        line += f" from {record.restored_from}" + (" with its data" if record.restore_data else "")
+    if record.from_release:
+        line += f" (was {record.from_release})"
+    if record.duration_s is not None:
+        line += f", {record.duration_s:.1f} s"
     lines = [line]
-    if entry.get("kept_files"):
+    if record.kept_files:
         lines.append(
             f"{host_name}: {app}: kept on the server, not in the package (now shared files; list "
-            f"them in shared_files): {', '.join(entry['kept_files'])}"
+            f"them in shared_files): {', '.join(record.kept_files)}"
         )
-    if entry.get("down_s") is not None:
-        lines.append(f"{host_name}: {app}: down for maintenance (503) for {entry['down_s']:.1f} s")
+    if record.down_s is not None:
+        lines.append(f"{host_name}: {app}: down for maintenance (503) for {record.down_s:.1f} s")
     lines += [line for _, line in scheduler_lines(host_name, app, entry)]
-    if entry.get("backup"):
-        lines.append(f"{host_name}: {app}: backup {backups_dir}/{entry['backup']}")
+    if record.backup:
+        lines.append(f"{host_name}: {app}: backup {backups_dir}/{record.backup}")
         lines.append(
             f"{host_name}: {app}: to restore it: pyinfra INVENTORY deploys/restore.py "
-            f"--data restore_app={app} --data restore_backup={entry['backup']}"
-            + (" --data restore_data=true" if entry.get("restore_data") else "")
+            f"--data restore_app={app} --data restore_backup={record.backup}"
+            + (" --data restore_data=true" if record.restore_data else "")
         )
-    if action != "rollback":
+    if record.action != "rollback":
         lines.append(
             f"{host_name}: {app}: to roll back: pyinfra INVENTORY deploys/rollback.py "
             f"--data rollback_app={app}"
@@ -357,7 +346,7 @@ def scheduler_lines(host_name: str, app: str, entry: dict) -> list[tuple[bool, s
     line's "schedulers"). A scheduler that did not come back does not fail the deploy: the
     release is live and healthy; the line says what to look at and what to run."""
     lines = []
-    for unit, info in sorted((entry.get("schedulers") or {}).items()):
+    for unit, info in sorted(AuditRecord.from_dict(entry).schedulers.items()):
         took = f" in {info['seconds']:.1f} s" if info.get("seconds") is not None else ""
         if info.get("ok"):
             lines.append((True, f"{host_name}: {app}: scheduler {unit} restarted{took}: "
@@ -438,9 +427,9 @@ def restore(app: AppSettings, config: DeployConfig, backup: str = "latest", data
     if down:
         yield StringCommand("install", "-d", "-m", "700", QuoteString(config.cache_dir))
         yield from _prepare_window(app, config)
-    yield from run_script(
-        RELEASE_TOOL, "restore", *_common_args(app.name, config), *_health_args(app),
-        "--backups-dir", config.backups_dir, "--keep-backups", str(app.keep_backups),
+    yield from run_tool(
+        "restore", *tool_args(app.name, config), *_health_args(app),
+        "--keep-backups", str(app.keep_backups),
         "--keep-releases", str(app.keep_releases), "--backup-name", backup, *flag,
         *_window_args(app, config, down),
     )  # fmt: skip
@@ -448,7 +437,7 @@ def restore(app: AppSettings, config: DeployConfig, backup: str = "latest", data
 
 def _cleanup_args(app: AppSettings, config: DeployConfig, days: float) -> list[str]:
     return [
-        *_common_args(app.name, config), "--backups-dir", config.backups_dir,
+        *tool_args(app.name, config),
         "--keep-backups", str(app.keep_backups), "--keep-releases", str(app.keep_releases),
         "--days", str(days),
     ]  # fmt: skip
@@ -465,10 +454,9 @@ class CleanupCandidates(FactBase[dict | None]):
     """
 
     def command(self, args: list[str]) -> StringCommand:
-        tool = f"{REMOTE_DIR}/{RELEASE_TOOL}"
         quoted = [QuoteString(arg) for arg in args]
         return StringCommand(
-            tool, "cleanup", "--dry-run", *quoted,
+            REMOTE_PATH, "cleanup", "--dry-run", *quoted,
             "2>/dev/null", "||", "echo", "'{\"unknown\": true}'",
         )  # fmt: skip
 
@@ -505,4 +493,4 @@ def cleanup(app: AppSettings, config: DeployConfig, days: float = 30):
             f"releases, {len(found['backups'])} backups to remove "
             f"({human_bytes(found['bytes'])} to free)"
         )
-    yield from run_script(RELEASE_TOOL, "cleanup", *args)
+    yield from run_tool("cleanup", *args)

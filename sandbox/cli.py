@@ -7,7 +7,7 @@ import os
 import re
 import sys
 
-from sandbox import commands
+from sandbox import commands, engine
 from sandbox.config import ConfigError, load_settings
 from sandbox.image import DEFAULT_BASE
 from sandbox.mirror import MirrorError
@@ -21,9 +21,14 @@ NO_ROOT_NEEDED = {"inventory", "images"}
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bin/sandbox",
-        description="Throwaway Debian servers on this machine (systemd-nspawn, root only): "
-        + ", ".join(f"{name} ({version})" for name, version in RELEASES.items())
-        + ".",
+        description="Throwaway Debian servers on this machine (systemd-nspawn or Docker, root "
+        "only): " + ", ".join(f"{name} ({version})" for name, version in RELEASES.items()) + ".",
+    )
+    p.add_argument(
+        "--engine",
+        metavar="ENGINE",
+        help=f"what boots the servers: {' or '.join(engine.ENGINES)} (default: "
+        "$W2P_SANDBOX_ENGINE, else what this sandbox's servers run on, else nspawn)",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = sub.add_parser("up", help="ensure servers PREFIX-1..N run (adds what is missing)")
@@ -69,23 +74,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace, settings) -> int:
+    requested = getattr(args, "engine", None)
+    if requested is not None:
+        requested = engine.parse_engine(requested)
+    elif settings.engine is not None:
+        requested = settings.engine
+    if args.command == "ssh":  # the state is all it needs, whatever the engine
+        commands.ssh_exec(settings, args.name, args.remote)
+        return 0
+    chosen = engine.for_command(settings, requested)
     if args.command == "up":
         if not PREFIX_RE.match(args.prefix):
             raise SandboxError(f"--prefix {args.prefix!r}: 1-12 lowercase letters and digits")
         release = None if args.release is None else parse_release(args.release)
-        commands.up(settings, args.count, args.base, args.prefix, release)
+        chosen.up(settings, args.count, args.base, args.prefix, release)
     elif args.command == "down":
-        commands.down(settings, args.names)
+        chosen.down(settings, args.names)
     elif args.command == "status":
-        print("\n".join(commands.status(settings)))
-    elif args.command == "ssh":
-        commands.ssh_exec(settings, args.name, args.remote)
+        print("\n".join(chosen.status(settings)))
     elif args.command == "save":
-        commands.save(settings, args.name, args.golden, args.force)
+        chosen.save(settings, args.name, args.golden, args.force)
     elif args.command == "images":
-        print("\n".join(commands.images(settings)))
+        print("\n".join(chosen.images(settings)))
     elif args.command == "rmi":
-        commands.remove_image(settings, args.golden)
+        chosen.remove_image(settings, args.golden)
     elif args.command == "inventory":
-        print(commands.inventory(settings))
+        print(chosen.inventory(settings))
     return 0

@@ -34,6 +34,8 @@ class Settings:
     proxy_port: int
     # What `up` boots without --release (W2P_SANDBOX_RELEASE, else release.DEFAULT_RELEASE).
     default_release: str = DEFAULT_RELEASE
+    # W2P_SANDBOX_ENGINE (nspawn or docker) when set; None: see sandbox/engine.py choose().
+    engine: str | None = None
 
     @property
     def state_file(self) -> Path:
@@ -103,7 +105,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                 what="W2P_SANDBOX_RELEASE")  # fmt: skip
     except SandboxError as exc:
         raise ConfigError(str(exc)) from exc
+    engine = (env.get("W2P_SANDBOX_ENGINE") or "").strip().lower() or None
+    if engine not in (None, "nspawn", "docker"):
+        raise ConfigError(f"W2P_SANDBOX_ENGINE: {engine!r}: choose nspawn or docker")
     return Settings(
+        engine=engine,
         state_dir=Path(env.get("W2P_SANDBOX_DIR") or REPO / ".sandbox").resolve(),
         cache_dir=Path(env.get("W2P_SANDBOX_CACHE") or DEFAULT_CACHE).resolve(),
         bridge=bridge,

@@ -39,6 +39,8 @@ class Server:
     host_keys: list[str] = field(default_factory=list)
     # The Debian release it runs (codename); entries from before releases were all bookworm.
     release: str = LEGACY_RELEASE
+    # What boots it (sandbox/engine.py); entries from before engines were all nspawn.
+    engine: str = "nspawn"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Server:

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PYINFRA = ROOT / ".venv" / "bin" / "pyinfra"
 SANDBOX = ROOT / "bin" / "sandbox"
 PYINFRA_TIMEOUT = 900  # seconds for one pyinfra run: a first install through the apt proxy
+# The sandbox engine the servers boot on (bin/sandbox reads the same variable): nspawn or docker.
+ENGINE = (os.environ.get("W2P_SANDBOX_ENGINE") or "nspawn").strip().lower()
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ def e2e_prerequisites() -> str | None:
             return f"end-to-end tests need {tool}: run bin/setup"
     if not PYINFRA.exists():
         return "no .venv: run bin/setup"
+    if ENGINE == "docker" and not Path("/usr/sbin/dockerd").exists():
+        return "W2P_SANDBOX_ENGINE=docker needs dockerd: run bin/setup (apt package docker.io)"
     return None
 
 

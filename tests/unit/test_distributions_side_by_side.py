@@ -15,7 +15,6 @@ the test, and so does a listed one that went away.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import os
 import re
@@ -33,7 +32,7 @@ from typing import Any
 import pytest
 
 from operations.passwords import web2py_parameters_for
-from operations.scripts import LOCAL_DIR
+from server import checks
 from web2py_standin import build_zip
 from web2py_standin.driver import Response, StandinProcess, install_zip
 from web2py_standin.gluon_dist import build_gluon_zip
@@ -48,9 +47,6 @@ REMOTE = "198.51.100.20"  # a client on another machine (TEST-NET-2)
 ADMIN_PASSWORD = "side by side pw"
 
 # the release tool's own ticket reading (the link in the 500 page, the data-only unpickler)
-_spec = importlib.util.spec_from_file_location("web2py_release", LOCAL_DIR / "web2py-release.py")
-release_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(release_tool)
 
 # A small app of ours, the same in both: who web2py thinks the client is, a session, a crash.
 PROBE_CONTROLLER = """\
@@ -101,7 +97,7 @@ def api(r: Response, root: Path, state: dict) -> Any:
 
 def ticket(r: Response, root: Path, state: dict) -> Any:
     """The link the release tool follows, and the ticket file it reads."""
-    found = release_tool.TICKET_LINK.search(r.body)
+    found = checks.TICKET_LINK.search(r.body)
     if not found:
         return "no ticket link"
     link = found.group(0).decode()
@@ -112,10 +108,10 @@ def ticket(r: Response, root: Path, state: dict) -> Any:
         return f"no ticket file for {link}"
     data = path.read_bytes()
     try:
-        keys = sorted(release_tool._DataOnlyUnpickler(io.BytesIO(data)).load())
+        keys = sorted(checks._DataOnlyUnpickler(io.BytesIO(data)).load())
     except Exception as error:  # any class in the pickle: the release tool cannot read it
         keys = f"not data only: {error}"
-    trace = release_tool.ticket_traceback(data).strip().splitlines()
+    trace = checks.ticket_traceback(data).strip().splitlines()
     shape = re.fullmatch(
         rf"/admin/default/ticket/{app}/127\.0\.0\.1\.\d{{4}}-\d\d-\d\d\.\d\d-\d\d-\d\d\."
         r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}",

@@ -6,12 +6,12 @@ worker."""
 from __future__ import annotations
 
 import grp
-import importlib.util
 import itertools
 import json
 import os
 import pwd
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -20,16 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from operations.scripts import LOCAL_DIR
+from operations.formats import DATA_DIRS
+from server import commands, schedulers
+from server.settings import Layout
 from web2py_standin.driver import StandinProcess, install_zip, stop_process
 from web2py_standin.gluon_dist import build_gluon_zip
 
-spec = importlib.util.spec_from_file_location("web2py_release", LOCAL_DIR / "web2py-release.py")
-tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(tool)
-
 NOTES = Path(__file__).resolve().parents[2] / "examples" / "apps" / "notes"
-DATA_DIRS = ("databases", "sessions", "errors", "cache", "uploads")  # made by the deploys
 pytestmark = pytest.mark.skipif(
     sys.version_info >= (3, 12), reason="gluon 2.26.1 runs on Python 3.11 and older"
 )
@@ -89,23 +86,20 @@ def test_pages_queue_tasks_and_a_graceful_stop_lets_the_running_one_finish(
     try:
         assert wait_for(lambda: tasks(root)["slow"][0] == "RUNNING", 40), log.read_text()
         user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
-        args = tool.parser().parse_args(
-            ["scheduler-stop", "--app", "notes", "--web2py-root", str(root), "--user", user,
-             "--group", group, f"--pid={first.pid}", "--stop-timeout", "30"]
-        )  # fmt: skip
+        layout = Layout(apps_dir="", web2py_root=str(root), user=user, group=group)
         # a dead child stays in /proc until its parent reaps it: systemd there, us here
-        monkeypatch.setattr(tool, "process_alive", lambda pid: first.poll() is None)
+        monkeypatch.setattr(schedulers, "process_alive", lambda pid: first.poll() is None)
         started = time.monotonic()
-        assert tool.cmd_scheduler_stop(args) == 0
+        assert commands.scheduler_stop(layout, "notes", str(first.pid), 30) == 0
         assert first.wait(timeout=5) == 0  # exited by itself, after its task: not signalled
         assert time.monotonic() - started < 25
-        worker = f"{tool.socket.gethostname()}#{first.pid}"
+        worker = f"{socket.gethostname()}#{first.pid}"
         state = tasks(root)
         assert state["slow"] == ("COMPLETED", [worker]), log.read_text()
         assert state["after"][0] in ("QUEUED", "ASSIGNED")  # left for the next worker
         second = start_worker(root, log)
         assert wait_for(lambda: tasks(root)["after"][0] == "COMPLETED", 40), log.read_text()
-        assert tasks(root)["after"][1] == [f"{tool.socket.gethostname()}#{second.pid}"]
+        assert tasks(root)["after"][1] == [f"{socket.gethostname()}#{second.pid}"]
     finally:
         stop(first)
         if second is not None:

@@ -2,7 +2,8 @@ import tarfile
 
 import pytest
 
-from operations.packaging import MANIFEST_NAME, PackagingError, build_package, select_files
+from operations.formats import DELTA, MANIFEST, manifest_sha256
+from operations.packaging import PackagingError, build_package, select_files
 
 
 def make_app(root):
@@ -88,9 +89,9 @@ def test_package_is_reproducible_with_manifest(tmp_path):
     assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
     with tarfile.open(tmp_path / "a.tar.gz") as tar:
         names = tar.getnames()
-        manifest = tar.extractfile(MANIFEST_NAME).read().decode()
+        manifest = tar.extractfile(MANIFEST).read().decode()
         assert all(m.mtime == tar.getmembers()[0].mtime for m in tar.getmembers())
-    assert names == sorted(first.files) + [MANIFEST_NAME]
+    assert names == sorted(first.files) + [MANIFEST]
     assert f"{first.files['models/db.py']}  models/db.py\n" in manifest
     (app / "models" / "db.py").write_text("db = 2\n")
     assert build_package(app, tmp_path / "c.tar.gz").sha256 != first.sha256
@@ -107,7 +108,7 @@ def test_rejects_non_app_and_bad_mode(tmp_path):
 def test_delta_carries_only_what_the_live_release_lacks(tmp_path):
     import json
 
-    from operations.packaging import DELTA_NAME, build_delta, manifest_sha256
+    from operations.packaging import build_delta
 
     app = make_app(tmp_path / "app")
     old = build_package(app, tmp_path / "old.tar.gz")
@@ -120,8 +121,8 @@ def test_delta_carries_only_what_the_live_release_lacks(tmp_path):
     assert delta.changed == ("models/new.py", "modules/util.py")
     assert delta.removed == ("cron/crontab",)
     with tarfile.open(delta.path) as tar:
-        assert sorted(tar.getnames()) == [DELTA_NAME, "models/new.py", "modules/util.py"]
-        info = json.loads(tar.extractfile(DELTA_NAME).read())
+        assert sorted(tar.getnames()) == [DELTA, "models/new.py", "modules/util.py"]
+        info = json.loads(tar.extractfile(DELTA).read())
         assert tar.extractfile("modules/util.py").read() == b"X = 2\n"
     assert info["base_manifest_sha256"] == manifest_sha256(old.files)
     assert info["manifest_sha256"] == manifest_sha256(new.files)

@@ -9,12 +9,12 @@ test_gluon_scheduler.py runs the same steps on real gluon where it can run)."""
 from __future__ import annotations
 
 import grp
-import importlib.util
 import json
 import os
 import pwd
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,17 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from operations.scripts import LOCAL_DIR
+from operations.formats import DATA_DIRS
+from server import commands, schedulers
+from server.settings import Layout
 from web2py_standin import build_zip
 from web2py_standin.driver import StandinProcess, install_zip, stop_process
 
-spec = importlib.util.spec_from_file_location("web2py_release", LOCAL_DIR / "web2py-release.py")
-tool = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(tool)
-
 NOTES = Path(__file__).resolve().parents[2] / "examples" / "apps" / "notes"
-DATA_DIRS = ("databases", "sessions", "errors", "cache", "uploads")  # shared, as the deploys do
-HOST = tool.socket.gethostname()
+HOST = socket.gethostname()
 
 # web2py 2.26.1's scheduler tables: (column, SQLite type), as gluon's define_tables makes them
 GLUON_TABLES = {
@@ -252,14 +249,12 @@ def test_release_tool_stop_lets_the_running_task_finish(root, tmp_path, monkeypa
     try:
         assert wait_for(lambda: status(root, "slow") == "RUNNING", 15), log.read_text()
         user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
-        args = tool.parser().parse_args(
-            ["scheduler-stop", "--app", "notes", "--web2py-root", str(root), "--user", user,
-             "--group", group, f"--pid={first.pid}", "--stop-timeout", "20"]
-        )  # fmt: skip
+        layout = Layout(apps_dir="", web2py_root=str(root), user=user, group=group)
         # a dead child stays in /proc until its parent reaps it: systemd there, us here
-        monkeypatch.setattr(tool, "process_alive", lambda pid: first.poll() is None)
+        monkeypatch.setattr(schedulers, "process_alive", lambda pid: first.poll() is None)
         started = time.monotonic()
-        assert tool.cmd_scheduler_stop(args) == 0  # sets the worker's row to TERMINATE
+        # sets the worker's row to TERMINATE
+        assert commands.scheduler_stop(layout, "notes", str(first.pid), 20) == 0
         assert first.wait(timeout=5) == 0  # exited by itself, after its task: not signalled
         assert 1 < time.monotonic() - started < 15, log.read_text()
         state = tasks(root)

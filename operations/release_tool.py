@@ -1,0 +1,133 @@
+"""The server-side release tool (``server/``), built on the controller as one zipapp and
+installed on servers by one function.
+
+The zipapp holds ``server/``, ``operations/__init__.py`` and ``operations/formats.py`` (the
+contract both sides share) and, at its top, ``server/__main__.py``, which runs ``server.cli``.
+It is built deterministically (entries sorted and stored, fixed timestamps and modes), so its
+sha256 is the same in every checkout of the same code and a server that already holds it gets
+no upload.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.facts.files import Sha256File
+
+from . import formats
+from .app_config import DeployConfig
+from .maintenance import maintenance_dir
+from .scripts import REMOTE_DIR  # root-owned, 0755
+
+REPO = Path(__file__).resolve().parents[1]
+REMOTE_PATH = f"{REMOTE_DIR}/web2py-release.pyz"
+# Where the build lands (build/ is not in git).
+LOCAL_PATH = REPO / "build" / "release-tool" / "web2py-release.pyz"
+SHEBANG = b"#!/usr/bin/python3\n"
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+UWSGI = "/usr/bin/uwsgi-core"  # Debian's uwsgi-core, which install_web2py installs
+
+
+def sources() -> list[tuple[str, Path]]:
+    """(name in the zipapp, file) of everything the tool needs, sorted by name."""
+    found = [(f"server/{p.name}", p) for p in (REPO / "server").glob("*.py")]
+    found += [
+        (f"operations/{name}", REPO / "operations" / name) for name in ("__init__.py", "formats.py")
+    ]
+    return sorted(found)
+
+
+def zipapp_bytes() -> bytes:
+    """The zipapp's bytes: the same for the same sources, wherever and whenever built."""
+    entries = [("__main__.py", REPO / "server" / "__main__.py"), *sources()]
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
+        for name, path in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, path.read_bytes())
+    return SHEBANG + raw.getvalue()
+
+
+def layout_of(config: DeployConfig) -> formats.Layout:
+    """The server's layout as the release tool reads it (``formats.layout_path``), from the
+    settings: written there by deploys/install_web2py.py."""
+    return formats.Layout(
+        apps_dir=config.apps_dir,
+        web2py_root=config.web2py_root,
+        user=config.user,
+        group=config.group,
+        data_dirs=formats.DATA_DIRS,
+        backups_dir=config.backups_dir,
+        # the paths templates/uwsgi-web2py.ini.j2 gives uWSGI's master FIFO and stats socket
+        fifo=f"{config.run_dir}/uwsgi.fifo",
+        stats=f"{config.run_dir}/stats.sock",
+        uwsgi=UWSGI,
+        maintenance_dir=maintenance_dir(config.config_dir),
+        health_port=config.https_port,
+    )
+
+
+_built: dict[Path, str] = {}
+
+
+def build(path: Path | None = None) -> tuple[Path, str]:
+    """Build the zipapp at ``path`` (default ``LOCAL_PATH``) once per process, replacing it
+    atomically when it differs; returns the path and its sha256."""
+    path = Path(path or LOCAL_PATH)
+    if path not in _built:
+        data = zipapp_bytes()
+        digest = formats.sha256_bytes(data)
+        if not path.is_file() or formats.sha256_file(path) != digest:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_name(f".{path.name}.{os.getpid()}")
+            temp.write_bytes(data)
+            os.chmod(temp, 0o755)
+            os.replace(temp, path)
+        _built[path] = digest
+    return path, _built[path]
+
+
+def ensure_tool() -> Iterator[StringCommand | FileUploadCommand]:
+    """Commands that put the release tool on the server when it lacks it or holds another
+    build (compared by sha256): root-owned, 0755, in a root-owned 0755 folder."""
+    local, digest = build()
+    if host.get_fact(Sha256File, path=REMOTE_PATH) == digest:
+        return
+    yield StringCommand("install", "-d", "-o", "root", "-g", "root", "-m", "755", REMOTE_DIR)
+    yield FileUploadCommand(str(local), REMOTE_PATH)
+    yield StringCommand("chown", "root:root", REMOTE_PATH)
+    yield StringCommand("chmod", "755", REMOTE_PATH)
+
+
+def run_tool(*args: str) -> Iterator[StringCommand | FileUploadCommand]:
+    """Commands that ensure the release tool is on the server, then run it with ``args``
+    (each quoted)."""
+    yield from ensure_tool()
+    yield StringCommand(REMOTE_PATH, *(QuoteString(str(arg)) for arg in args))
+
+
+@operation()
+def install():
+    """
+    Install the release tool (``server/`` as one zipapp) at ``REMOTE_PATH``, when the server
+    lacks this build.
+
+    **Example:**
+
+    .. code:: python
+
+        release_tool.install(name="Release tool")
+    """
+    changed = False
+    for command in ensure_tool():
+        changed = True
+        yield command
+    if not changed:
+        host.noop("the release tool is up to date")

@@ -1,0 +1,176 @@
+"""File access as root in folders the app user can write: no link followed, descriptor-relative.
+
+The app's data folders (and the old layouts' private folders) are written by the web2py user, so
+anything root reads, writes or removes there is reached without following a link at any step;
+a file planted by the app user can never make root read, write or delete something else.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from server.errors import Failure
+
+
+def safe_member(name: str, prefix: str) -> bool:
+    """An archive entry that stays inside its folder: under ``prefix``, relative, no empty,
+    "." or ".." part ("app//tmp/x" would be written to /tmp/x by Path joining)."""
+    if not name.startswith(prefix):
+        return False
+    parts = name[len(prefix) :].rstrip("/").split("/")
+    return all(part not in ("", ".", "..") for part in parts) and "\\" not in name
+
+
+def make_root_dir(path: Path, gid: int) -> None:
+    """A folder root owns and the web2py group may read (never a link: refused)."""
+    if path.is_symlink():
+        raise Failure(f"{path} is a symbolic link: refused")
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, 0, gid)
+    os.chmod(path, 0o750)
+
+
+def _open_below(base: Path, rel: str) -> tuple[int, str]:
+    """A descriptor of ``rel``'s folder, reached from ``base`` without following a link at
+    any step (base included), and the last name. Raises OSError."""
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    parts = [p for p in rel.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        os.close(fd)
+        raise OSError(f"bad path {rel!r}")
+    try:
+        for part in parts[:-1]:
+            nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+    except OSError:
+        os.close(fd)
+        raise
+    return fd, parts[-1]
+
+
+def read_regular(base: Path, rel: str, label: str) -> tuple[bytes, str] | None:
+    """The bytes of the regular file ``base/rel`` and ``label``, or None: links (at any
+    step), folders, FIFOs and devices are never followed or opened for reading, so a file
+    planted by the app user cannot make root read something else or block."""
+    try:
+        dir_fd, name = _open_below(base, rel)
+    except OSError:
+        return None
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError:
+        return None
+    finally:
+        os.close(dir_fd)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None
+        return f.read(), label
+
+
+def lexists_below(base: Path, rel: str) -> bool:
+    """True when ``base/rel`` exists (a link counts, never followed), reached without links."""
+    try:
+        dir_fd, name = _open_below(base, rel)
+    except OSError:
+        return False
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(dir_fd)
+
+
+def write_root_file(base: Path, rel: str, data: bytes, gid: int, mode: int = 0o640) -> None:
+    """Write ``base/rel`` (root:gid, ``mode``) atomically; missing folders are made root's,
+    readable by ``gid`` (0750)."""
+    target = base / rel
+    for parent in reversed(list(target.relative_to(base).parents)[:-1]):
+        make_root_dir(base / parent, gid)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        os.fchown(f.fileno(), 0, gid)
+        os.fchmod(f.fileno(), mode)
+    os.replace(temp, target)
+
+
+def regular_files(root: Path) -> list[str]:
+    """Relative paths of the regular files under ``root``, sorted; links are not followed."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for name in filenames:
+            path = Path(dirpath) / name
+            if name.startswith(".") and name.endswith(".tmp"):
+                continue  # write_root_file's temporary file, left by a killed run
+            if stat.S_ISREG(path.lstat().st_mode):
+                found.append(path.relative_to(root).as_posix())
+    return sorted(found)
+
+
+def _old_entries(
+    shared: Path, folders: Iterable[str], cutoff: float
+) -> Iterator[tuple[str, Path, str, int, os.stat_result]]:
+    """(folder, its top, the folder's path, its descriptor, stat) of every file or link older
+    than ``cutoff`` in shared/<folder>, as name-in-folder: walked by descriptor without
+    following links (os.fwalk checks each folder it enters is the one it saw). The descriptor
+    is valid until the next item."""
+    for folder in folders:
+        top = shared / folder
+        if top.is_symlink() or not top.is_dir():
+            continue
+        for dirpath, _dirs, files, dirfd in os.fwalk(top, follow_symlinks=False):
+            for name in files:
+                try:
+                    st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+                except OSError:
+                    continue
+                if st.st_mtime < cutoff and (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                    yield folder, top, os.path.join(dirpath, name), dirfd, st
+
+
+def old_scratch_files(
+    shared: Path, folders: Iterable[str], cutoff: float
+) -> list[tuple[str, str, int]]:
+    """(folder, relative path, size) of the files older than ``cutoff`` in shared/<folder>,
+    found without following links."""
+    return [
+        (folder, os.path.relpath(path, top), st.st_size)
+        for folder, top, path, _dirfd, st in _old_entries(shared, folders, cutoff)
+    ]
+
+
+def remove_old_scratch_files(shared: Path, folders: Iterable[str], cutoff: float) -> int:
+    """Remove what :func:`old_scratch_files` finds, each by its folder's descriptor (a link is
+    removed itself, never followed)."""
+    removed = 0
+    for _folder, _top, path, dirfd, _st in _old_entries(shared, folders, cutoff):
+        try:
+            os.unlink(os.path.basename(path), dir_fd=dirfd)
+            removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def walk_files(root: Path) -> Iterator[Path]:
+    """Every file under ``root``, links followed (a release reaches its data through them)."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames.sort()
+        for name in filenames:
+            yield Path(dirpath) / name
+
+
+def chown_tree(top: Path, uid: int, gid: int) -> None:
+    """Give ``top`` and everything below it (links themselves excepted) to ``uid:gid``."""
+    for path in [top, *top.rglob("*")]:
+        if not path.is_symlink():
+            os.chown(path, uid, gid)

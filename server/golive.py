@@ -1,0 +1,183 @@
+"""Going live: the atomic switch, the chain reload and health check, and the way back."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from operations import formats
+from operations.formats import EXIT_FAILED, AuditRecord
+from server import backups, checks, releases, schedulers, shared, uwsgi
+from server.app import App
+from server.errors import Failure, log
+from server.window import Window
+
+
+def switch(app: App, release: str) -> None:
+    """Point ``current`` at ``release`` (rename(2) of a new link: never a moment without one)
+    and ``applications/APP`` at ``current``; a plain app folder there is set aside."""
+    temp = app.base / f".current-{os.getpid()}"
+    temp.unlink(missing_ok=True)
+    os.symlink(f"releases/{release}", temp)
+    os.replace(temp, app.current)
+    link = app.web2py_link
+    if link.is_symlink() and os.readlink(link) == str(app.current):
+        return
+    if link.exists() and not link.is_symlink():
+        legacy = link.with_name(f".{app.name}.pre-releases-{formats.utc_stamp()}")
+        os.rename(link, legacy)
+        app.set_aside = legacy
+        log(f"{app.name}: adopted the existing app folder; it was moved to {legacy}")
+    temp_link = link.with_name(f".{app.name}.link-{os.getpid()}")
+    temp_link.unlink(missing_ok=True)
+    os.symlink(app.current, temp_link)
+    os.replace(temp_link, link)
+
+
+def reload(app: App) -> None:
+    """uWSGI's chain reload, waiting until every worker is new."""
+    uwsgi.chain_reload(app.layout.fifo, app.layout.stats, app.options.reload_timeout)
+
+
+def go_to(app: App, release: str) -> None:
+    """Switch to ``release``, reload, and check its health through nginx (raises Failure)."""
+    switch(app, release)
+    reload(app)
+    checks.health_through_nginx(app)
+
+
+def unadopt(app: App) -> None:
+    """Put the plain app folder this deploy set aside back in place (its release failed
+    after the switch, and there is no earlier release to go back to)."""
+    if not app.set_aside:
+        return
+    link = app.web2py_link
+    if link.is_symlink():
+        link.unlink()  # a moment without the app (404) rather than a failed release
+    os.rename(app.set_aside, link)
+    app.current.unlink(missing_ok=True)
+    app.set_aside = None
+    log(f"{app.name}: the app folder is back in place")
+
+
+def drop_set_aside(app: App, backed_up: bool) -> None:
+    """Once the adopted release is live: the old folder is in the backup just taken (and
+    its data in shared/), so it goes; without a backup it is kept under shared/."""
+    if not app.set_aside:
+        return
+    if backed_up:
+        shutil.rmtree(app.set_aside)
+        log(f"{app.name}: removed the adopted folder {app.set_aside} (it is in the backup)")
+    else:
+        kept = app.shared / app.set_aside.name
+        os.rename(app.set_aside, kept)
+        log(f"{app.name}: the adopted folder is kept as {kept} (no backup was taken)")
+    app.set_aside = None
+
+
+def run_hooks(app: App, stage: str, release_dir: Path) -> None:
+    """The app's hooks of ``stage``, in the release folder with $APP and $RELEASE set."""
+    for command in json.loads(app.checks.hooks or "{}").get(stage, []):
+        result = subprocess.run(
+            command, shell=True, cwd=release_dir, capture_output=True, text=True,
+            env={**os.environ, "APP": app.name, "RELEASE": release_dir.name},
+            timeout=app.options.hook_timeout,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise Failure(
+                f"{app.name}: {stage} hook {command!r} exited {result.returncode}: "
+                f"{result.stderr.strip()[-300:]}"
+            )
+
+
+def _put_back(app: App, previous: str | None, entry: AuditRecord) -> None:
+    """After a failure past the switch: what was live serves again."""
+    if previous:
+        switch(app, previous)
+        what, note = "rolling back", f"; rolled back to {previous}"
+    else:
+        unadopt(app)
+        what, note = "putting the app folder back", "; the app folder it adopted is back in place"
+    try:
+        reload(app)
+    except Failure as reload_error:
+        log(f"{app.name}: after {what}: {reload_error}")
+    if previous:
+        app.record(previous, "live")
+    entry.result = (entry.result or "") + note
+
+
+def go_live(
+    app: App,
+    release: str,
+    unpack: Callable[[], Path],
+    entry: AuditRecord,
+    backup: bool = True,
+    data: Callable[[], None] | None = None,
+) -> int:
+    """Unpack a release (``unpack() -> release dir``), then (down for maintenance if asked, or
+    if a plain app folder's data must be adopted) back up, restore ``data()`` if given, check,
+    switch, reload, check health; on any failure switch back to what was live. The caller holds
+    the lock. The maintenance window, if opened here, is lifted whatever happens."""
+    previous = app.live_release()
+    switched = False
+    window = Window(app)
+    try:
+        if app.options.down:
+            window.show_notice()
+        release_dir = unpack()
+        entry.kept_files = list(app.kept)  # the operator's report names them
+        legacy = app.legacy_folder()
+        if app.options.down or data or legacy:
+            why = (
+                "deploy" if app.options.down else "data restore" if data else "adopting its folder"
+            )
+            window.open(why)
+            schedulers.stop_app_scheduler(app)  # nothing writes while the app is down
+        if backup:
+            backups.take(app, entry)
+        if legacy:
+            copied = shared.adopt_legacy(app)
+            if copied:
+                log(f"{app.name}: copied {', '.join(copied)} of {legacy} into shared/")
+        if data:
+            data()
+        run_hooks(app, "before_check", release_dir)
+        checks.precheck(app, release_dir)
+        run_hooks(app, "before_switch", release_dir)
+        switch(app, release)
+        switched = True
+        reload(app)
+        checks.health_through_nginx(app)
+        run_hooks(app, "after_switch", release_dir)
+        app.record(release, "live")
+        (app.shared / shared.PROVISIONAL).unlink(missing_ok=True)  # its data is the app's now
+        drop_set_aside(app, backed_up=bool(entry.backup))
+        removed = releases.prune(app)
+        entry.result = "ok"
+        log(
+            f"{app.name}: release {release} is live"
+            + (f"; pruned {', '.join(removed)}" if removed else "")
+        )
+        return 0
+    except Exception as error:  # whatever broke, put back what was live
+        if not isinstance(error, Failure):
+            error = Failure(f"{app.name}: {type(error).__name__}: {error}")
+        entry.result = f"failed: {error}"
+        app.record(release, "failed")
+        if switched and (previous or app.set_aside):
+            _put_back(app, previous, entry)
+        print(
+            f"{error}" + (f" (rolled back to {previous})" if switched and previous else ""),
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    finally:
+        down = window.close()
+        if down is not None:
+            entry.down_s = round(down, 2)  # for the audit log and the operator's report

@@ -1,0 +1,93 @@
+"""uWSGI from the outside: chain reload through its master FIFO, its workers through the stats
+socket, and HTTP over a unix socket (or to nginx) for checks."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import ssl
+import time
+from pathlib import Path
+
+from server.errors import Failure
+
+HEALTH_KEY_HEADER = "X-W2p-Health-Key"  # nginx-web2py.conf.j2 maps it; never passed to apps
+
+
+def chain_reload(fifo: str, stats: str, timeout: float) -> None:
+    """FIFO 'c': uWSGI replaces workers one at a time; return once none of the old is left.
+
+    Waiting matters beyond deploys: a stop that arrives in the middle of a chain reload hangs
+    uWSGI 2.0 until systemd kills it, so `systemctl reload` (ExecReload) waits here too.
+    """
+    before = {w.get("pid") for w in workers(stats)}
+    with open(fifo, "w") as f:
+        f.write("c")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = workers(stats)
+        if now and all(
+            w.get("pid") not in before and w.get("status") in ("idle", "busy") for w in now
+        ):
+            return
+    raise Failure(f"uWSGI workers were not all replaced within {timeout}s")
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket (the pre-switch check's throwaway uWSGI)."""
+
+    def __init__(self, path: str, timeout: float):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        """Connect to the unix socket instead of a TCP address."""
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def unix_http_get(sock: Path, path: str, timeout: float) -> tuple[int, bytes]:
+    """GET ``path`` over the unix socket ``sock``: (status, body)."""
+    conn = UnixHTTPConnection(str(sock), timeout)
+    try:
+        # X-Forwarded-For: web2py treats local clients specially (maintenance, admin)
+        conn.request("GET", path, headers={"X-Forwarded-For": "203.0.113.1", "Host": "localhost"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def https_get(port: int, path: str, key: str = "") -> tuple[int, bytes]:
+    """GET ``path`` from nginx on 127.0.0.1:``port`` (its certificate is not checked: it is
+    this server's own), with the health-check key if given: (status, body)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    headers = {"X-Forwarded-For": "203.0.113.1"}
+    if key:
+        headers[HEALTH_KEY_HEADER] = key
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def workers(stats_path: str) -> list[dict]:
+    """uWSGI's workers as its stats socket lists them ([] when it does not answer)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(stats_path)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return json.loads(data).get("workers", [])
+    except (OSError, ValueError):
+        return []

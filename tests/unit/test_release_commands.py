@@ -1,0 +1,205 @@
+"""Each of the release tool's subcommands, called as a function on a layout under tmp_path."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from operations.formats import EXIT_FAILED, EXIT_LOCKED
+from operations.packaging import build_package
+from server import cli, commands, golive, lock, schedulers, uwsgi
+from server.app import App
+from server.errors import Failure
+from server.settings import Checks, DeployOptions, Layout, Options, RestoreOptions
+
+USER = "root"
+
+
+@pytest.fixture()
+def layout(tmp_path) -> Layout:
+    (tmp_path / "web2py" / "applications").mkdir(parents=True)
+    (tmp_path / "maintenance").mkdir()
+    return Layout(
+        apps_dir=str(tmp_path / "apps"), web2py_root=str(tmp_path / "web2py"), user=USER,
+        group=USER, backups_dir=str(tmp_path / "backups"),
+        maintenance_dir=str(tmp_path / "maintenance"), stats=str(tmp_path / "no-stats.sock"),
+    )  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def no_uwsgi_nor_systemd(monkeypatch):
+    """No uWSGI to reload and no scheduler units here: the rest is real."""
+    monkeypatch.setattr(golive, "reload", lambda app: None)
+    monkeypatch.setattr(schedulers, "scheduler_enabled", lambda unit: False)
+
+
+def app_of(layout: Layout, **options) -> App:
+    # no health path: the pre-switch check and the check through nginx need a server
+    return App(
+        "notes", layout, Options(who="alice@laptop", checks=Checks(health_path=""), **options)
+    )
+
+
+def package(tmp_path: Path, version: str):
+    source = tmp_path / f"src-{version}"
+    (source / "controllers").mkdir(parents=True, exist_ok=True)
+    (source / "controllers" / "default.py").write_text(f"VERSION = {version!r}\n")
+    (source / "databases").mkdir(exist_ok=True)
+    return build_package(source, tmp_path / f"notes-{version}.tar.gz")
+
+
+def deploy(layout: Layout, tmp_path: Path, version: str) -> tuple[int, str]:
+    built = package(tmp_path, version)
+    options = DeployOptions(package=str(built.path), sha256=built.sha256, version=version)
+    return commands.deploy(app_of(layout), options), built.sha256
+
+
+def audit(layout: Layout) -> list[dict]:
+    text = (Path(layout.apps_dir) / "notes" / "audit.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_deploy_makes_the_package_live_once(layout, tmp_path):
+    code, sha = deploy(layout, tmp_path, "1")
+    app = app_of(layout)
+    live = app.live_release()
+    assert code == 0 and live.endswith(sha[:12])
+    assert (app.web2py_link / "controllers" / "default.py").read_text() == "VERSION = '1'\n"
+    assert app.revision(live)["sha256"] == sha and app.good_releases() == [live]
+    assert not (tmp_path / "notes-1.tar.gz").exists()  # the staged package is removed
+    assert not app.lock.held()
+    (record,) = audit(layout)
+    assert record["action"] == "deploy" and record["result"] == "ok"
+    assert record["who"] == "alice@laptop" and record["package_sha256"] == sha
+    assert "from" not in record and "restored_from" not in record  # unset fields are left out
+    again, _ = deploy(layout, tmp_path, "1")
+    assert again == 0 and app.live_release() == live
+    assert audit(layout)[-1]["result"] == "unchanged"
+
+
+def test_rollback_goes_back_to_the_previous_good_release(layout, tmp_path):
+    deploy(layout, tmp_path, "1")
+    first = app_of(layout).live_release()
+    deploy(layout, tmp_path, "2")
+    assert commands.rollback(app_of(layout)) == 0
+    app = app_of(layout)
+    assert app.live_release() == first
+    assert (app.web2py_link / "controllers" / "default.py").read_text() == "VERSION = '1'\n"
+    record = audit(layout)[-1]
+    assert record["action"] == "rollback" and record["release"] == first
+    assert record["from"] != first and record["result"] == "ok"
+
+
+def test_status_prints_the_apps_state(layout, tmp_path, capsys):
+    deploy(layout, tmp_path, "1")
+    capsys.readouterr()
+    assert commands.status(app_of(layout)) == 0
+    state = json.loads(capsys.readouterr().out)
+    assert state["live"] == app_of(layout).live_release() and state["locked"] is None
+    assert state["good"] == [state["live"]] and state["revision"]["version"] == "1"
+
+
+def test_unlock_removes_a_dead_holders_lock(layout):
+    app = app_of(layout)
+    app.lock.path.mkdir(parents=True)
+    dead = {"who": "bob", "since": "x", "version": "v", "pid": 2**22 + 7, "started": "1",
+            "boot_id": lock.boot_id()}  # fmt: skip
+    (app.lock.path / "info.json").write_text(json.dumps(dead))
+    assert commands.unlock(app) == 0
+    assert not app.lock.held()
+    assert commands.unlock(app) == 0  # not locked: nothing to do
+
+
+def test_reload_waits_until_every_worker_is_new(layout, tmp_path, monkeypatch):
+    fifo = tmp_path / "fifo"
+    fifo.touch()
+    seen = iter([[{"pid": 1, "status": "idle"}], [{"pid": 1, "status": "idle"}]])
+    monkeypatch.setattr(uwsgi, "workers", lambda stats: next(seen, [{"pid": 2, "status": "idle"}]))
+    reload_layout = Layout(apps_dir="", web2py_root="", fifo=str(fifo), stats="unused")
+    assert commands.reload(reload_layout, timeout=5) == 0
+    assert fifo.read_text() == "c"  # uWSGI's master FIFO: chain reload
+    monkeypatch.setattr(uwsgi, "workers", lambda stats: [{"pid": 1, "status": "idle"}])
+    with pytest.raises(Failure, match="not all replaced within 0.3s"):
+        commands.reload(reload_layout, timeout=0.3)
+
+
+def test_backup_writes_a_verified_zip_and_releases_the_lock(layout, tmp_path, capsys):
+    deploy(layout, tmp_path, "1")
+    app = app_of(layout)
+    (app.shared / "databases" / "storage.sqlite").write_bytes(b"DATA")
+    assert commands.backup(app) == 0
+    (zip_path,) = Path(layout.backups_dir).glob("notes.*.zip")
+    assert f"backup {zip_path}" in capsys.readouterr().out
+    assert not app.lock.held()
+    from server import backups
+
+    assert backups.verified(app, zip_path.name) == zip_path
+
+
+def test_restore_brings_back_code_and_data(layout, tmp_path):
+    deploy(layout, tmp_path, "1")
+    app = app_of(layout)
+    (app.shared / "databases" / "storage.sqlite").write_bytes(b"BEFORE")
+    commands.backup(app)
+    deploy(layout, tmp_path, "2")
+    (app.shared / "databases" / "storage.sqlite").write_bytes(b"AFTER")
+    app = app_of(layout)
+    assert commands.restore(app, RestoreOptions(restore_data=True)) == 0
+    live = app.live_release()
+    assert "-restore-" in live
+    assert (app.web2py_link / "controllers" / "default.py").read_text() == "VERSION = '1'\n"
+    assert (app.shared / "databases" / "storage.sqlite").read_bytes() == b"BEFORE"
+    record = audit(layout)[-1]
+    assert record["action"] == "restore" and record["restore_data"] is True
+    assert record["restored_from"].startswith("notes.") and record["backup"]  # undo-able
+    assert not (Path(layout.maintenance_dir) / "notes.down").exists()  # up again
+
+
+def test_scheduler_check_passes_a_running_worker_and_names_a_failing_one(monkeypatch, capsys):
+    monkeypatch.setattr(schedulers, "wait_for_scheduler", lambda unit, settle: (True, "up"))
+    assert commands.scheduler_check("notes", 0.1) == 0
+    monkeypatch.setattr(schedulers, "wait_for_scheduler", lambda unit, s: (False, "failed"))
+    monkeypatch.setattr(schedulers, "journal_tail", lambda unit: "Traceback: boom")
+    assert commands.scheduler_check("notes", 0.1) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "web2py-scheduler@notes.service is not running 0.1 s after its start: failed" in err
+    assert "journal: Traceback: boom" in err
+
+
+def test_a_locked_deploy_exits_locked_and_leaves_the_holders_notice(layout, tmp_path):
+    holder = app_of(layout)
+    holder.lock.acquire("carol@laptop", "9")  # this live process holds it
+    notice = Path(layout.maintenance_dir) / "notes.notify"
+    notice.write_text("<p>carol's deploy</p>")
+    staged = tmp_path / "notice-notes.html"
+    staged.write_text("<p>ours</p>")
+    built = package(tmp_path, "1")
+    (tmp_path / "release.json").write_text(layout.to_json())
+    argv = [
+        "deploy", "--layout", str(tmp_path / "release.json"), "--app", "notes",
+        "--package", str(built.path), "--sha256", built.sha256,
+        "--down", "--notice-seconds", "5", "--notice-file", str(staged),
+    ]  # fmt: skip
+    assert cli.main(argv) == EXIT_LOCKED
+    assert notice.read_text() == "<p>carol's deploy</p>" and staged.exists()  # carol's
+    assert holder.lock.held() and built.path.exists()  # nothing of the holder's was touched
+
+
+def test_a_server_without_its_layout_file_gets_one_clear_line(tmp_path, capsys):
+    missing = tmp_path / "release.json"
+    assert cli.main(["status", "--layout", str(missing), "--app", "notes"]) == EXIT_FAILED
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"{missing} is missing: this server's layout is written at install; run "
+        "pyinfra INVENTORY deploys/install_web2py.py first"
+    )
+
+
+def test_the_layout_file_round_trips_and_refuses_what_it_does_not_know(layout, tmp_path):
+    assert Layout.from_json(layout.to_json()) == layout
+    record = json.loads(layout.to_json())
+    with pytest.raises(ValueError, match=r"unknown keys \['extra'\]"):
+        Layout.from_json(json.dumps({**record, "extra": 1}))
+    del record["uwsgi"]
+    with pytest.raises(ValueError, match=r"missing keys \['uwsgi'\]"):
+        Layout.from_json(json.dumps(record))
