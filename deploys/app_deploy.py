@@ -55,17 +55,13 @@ for index in host.loop(range(len(run.batches))):
                 name=f"Record app {app.name}", run=run, app=app.name, apps_dir=c.apps_dir,
                 _if=released.did_change,
             )  # fmt: skip
-    rollout.gate(
-        name=f"Health gate, batch {index + 1}", run=run, index=index,
-        watch_command=web2py_app.watch_command(c.apps[0] if c.apps else None, c, run.soak_seconds),
-    )  # fmt: skip
+    watch = rollout.watch_command([a.name for a in c.apps], c.config_dir, run.soak_seconds)
+    rollout.gate(name=f"Health gate, batch {index + 1}", run=run, index=index, watch_command=watch)
 
 # A stopped rollout with rollout_on_failure="rollback": every host this run updated goes back.
 for app in c.apps:
-    undone = web2py_app.rollback(
-        name=f"Roll back app {app.name} (rollout stopped)", app=app.name, config=c,
-        _if=rollout.rolls_back(run),
-    )  # fmt: skip
+    undone = rollout.undo(name=f"Roll back app {app.name} if the rollout stopped", run=run,
+                          app=app.name, config=c)  # fmt: skip
     rollout.record(
         name=f"Record rollback of {app.name}", run=run, app=app.name, apps_dir=c.apps_dir,
         result="rolled back", _if=undone.did_change,

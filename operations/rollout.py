@@ -28,6 +28,7 @@ from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 from pyinfra.context import state
 
+from .formats import layout_path
 from .local.notify import check_webhook, notify
 from .local.rollout import (
     Rollout,
@@ -38,6 +39,7 @@ from .local.rollout import (
     parse_percent,
     plan_batches,
 )
+from .release_tool import REMOTE_PATH
 
 _RUNS: dict[int, Rollout] = {}
 _LOCK = threading.Lock()  # pyinfra prepares hosts in parallel greenlets
@@ -169,9 +171,28 @@ def record(run: Rollout, app: str, apps_dir: str, result: str = "updated"):
     yield FunctionCommand(_record, (run, app, apps_dir, result), {})
 
 
-def rolls_back(run: Rollout) -> Callable[[], bool]:
-    """``_if`` for the rollback of a stopped rollout: hosts this run updated, and only then."""
-    return lambda: run.to_rollback() and run.outcomes[host.name].result == "updated"
+@operation()
+def undo(run: Rollout, app: str, config: Any):
+    """
+    Roll this host's ``app`` back to its previous release when the rollout stopped with
+    ``rollout_on_failure = "rollback"`` and this run updated the host; otherwise nothing.
+
+    + run: this run's rollout
+    + app: the app's name
+    + config: the deploy settings (as for ``web2py_app.rollback``)
+
+    Decided when reached, so it reads no fact while the run is planned.
+    """
+    if not state.is_executing:
+        return  # planned runs show no rollback: whether one happens is known only then
+    if not (run.to_rollback() and run.outcomes[host.name].result == "updated"):
+        host.noop(
+            f"{app}: no rollback (the rollout was not stopped, or this host kept its release)"
+        )
+        return
+    from .web2py_app import rollback
+
+    yield from rollback._inner(app=app, config=config)
 
 
 def _finish(run: Rollout, event: str, last_host: str) -> bool:
@@ -218,6 +239,10 @@ def summary(run: Rollout, event: str = "deploy"):
     yield FunctionCommand(_finish, (run, event, last), {})
 
 
-def quoted(*args: str) -> list[QuoteString]:
-    """Arguments for a server-side command, each quoted."""
-    return [QuoteString(str(a)) for a in args]
+def watch_command(app_names: list[str], config_dir: str, seconds: float) -> StringCommand:
+    """The release tool's ``watch`` of these apps for ``seconds`` (it prints one JSON line).
+    The tool is on the server: the batch's release operations put it there."""
+    args = ["watch", "--layout", layout_path(config_dir), "--seconds", f"{seconds:g}"]
+    for name in app_names:
+        args += ["--app", name]
+    return StringCommand(REMOTE_PATH, *(QuoteString(a) for a in args))

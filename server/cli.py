@@ -28,6 +28,7 @@ from server.settings import (
     Options,
     RestoreOptions,
 )
+from server.watch import watch_apps
 
 APP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 BOOL = argparse.BooleanOptionalAction
@@ -108,6 +109,10 @@ def parser() -> argparse.ArgumentParser:
     stop.add_argument("--app", required=True)
     stop.add_argument("--pid", default="")  # the worker ($MAINPID; "": none)
     stop.add_argument("--stop-timeout", type=float, default=60)  # for its running task
+    w = sub.add_parser("watch", parents=[_layout_flag()])
+    w.add_argument("--app", action="append", required=True)  # each app to probe and count
+    w.add_argument("--seconds", type=float, required=True)
+    w.add_argument("--interval", type=float, default=1.0)
     check = sub.add_parser("scheduler-check")
     check.add_argument("--app", required=True)
     check.add_argument("--settle", type=float, default=SCHEDULER_SETTLE)
@@ -154,6 +159,8 @@ def run(args: argparse.Namespace, layout: Layout) -> int:
         return commands.reload(layout, args.reload_timeout)
     if args.command == "scheduler-stop":
         return commands.scheduler_stop(layout, args.app, args.pid, args.stop_timeout)
+    if args.command == "watch":
+        return watch_apps(layout, args.app, args.seconds, args.interval)
     app = App(args.app, layout, options_of(args))
     if args.command == "deploy":
         settings = json.loads(args.settings or "{}")
@@ -182,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as usage:  # argparse printed why
         return EXIT_USAGE if usage.code else 0
+    names = args.app if isinstance(args.app, list) else [getattr(args, "app", "") or "_"]
+    if not all(APP_NAME.fullmatch(name) for name in names):
+        print(f"{args.command}: --app {' '.join(names)!r}: not an app name", file=sys.stderr)
+        return EXIT_USAGE
     if args.command.startswith("scheduler-") and not APP_NAME.fullmatch(args.app):
         print(f"{args.command} needs --app, an app name", file=sys.stderr)
         return EXIT_USAGE

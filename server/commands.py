@@ -12,6 +12,7 @@ from operations import formats
 from operations.formats import EXIT_FAILED, RELEASE_ID, AuditRecord
 from server import backups, files, golive, releases, schedulers, uwsgi
 from server.app import App
+from server.drift import release_drift
 from server.errors import Failure, log
 from server.lock import holder_alive
 from server.settings import CleanupOptions, DeployOptions, Layout, RestoreOptions
@@ -158,6 +159,11 @@ def rollback(app: App, to: str = "") -> int:
         _finish(app, entry, started)
 
 
+def info_overlays(app: App, release: str) -> list[str]:
+    """The files of ``release`` that are the server's by design (its REVISION's overlays)."""
+    return list(app.revision(release).get("overlays") or [])
+
+
 def status(app: App) -> int:
     """Print the app's state as JSON: live release, its REVISION, lock, releases, good ones."""
     live = app.live_release()
@@ -169,6 +175,8 @@ def status(app: App) -> int:
         if app.releases.is_dir()
         else [],
         "good": app.good_releases(),
+        "down": (Path(app.layout.maintenance_dir) / f"{app.name}.down").exists(),
+        "drift": release_drift(app.releases / live, info_overlays(app, live)) if live else None,
     }
     print(json.dumps(info, sort_keys=True))
     return 0

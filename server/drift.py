@@ -13,6 +13,8 @@ import stat
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
+from operations import formats
+
 
 def hash_tree(top: Path) -> dict[str, str]:
     """sha256 of every regular file under ``top`` (relative paths), links not followed."""
@@ -52,3 +54,17 @@ def drift(
         "missing": sorted(p for p in manifest if p not in skip and p not in actual),
         "added": sorted(p for p in actual if p not in manifest and p not in skip),
     }
+
+
+# A release's own records: written at deploy, not shipped in its package.
+RECORDS = (formats.REVISION, formats.MANIFEST, formats.MASKED_APPCONFIG, formats.DELTA)
+
+
+def release_drift(release_dir: Path, overlays: Collection[str]) -> dict[str, list[str]]:
+    """Drift of ``release_dir`` against its manifest; ``overlays`` (its REVISION's: the
+    shared-file links and the rendered config) are the server's by design."""
+    try:
+        manifest = formats.parse_manifest((release_dir / formats.MANIFEST).read_text())
+    except OSError:
+        return {"changed": [], "missing": [], "added": [], "unknown": [formats.MANIFEST]}
+    return drift(manifest, hash_tree(release_dir), skip={*RECORDS, *overlays})

@@ -8,10 +8,17 @@ start. The log is root's and nginx's, never the app user's.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+
+from server.app import App
+from server.checks import health_key, judge
+from server.errors import Failure
+from server.settings import Layout, Options
+from server.uwsgi import https_get
 
 ACCESS_LOG = "/var/log/nginx/access.log"
 # combined: ... "GET /notes/default/index HTTP/1.1" 200 ...
@@ -61,12 +68,13 @@ def watch(
     seconds: float,
     probe: Callable[[], bool],
     interval: float = 1.0,
-    access_log: str = ACCESS_LOG,
+    access_log: str | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, int]:
     """Run ``probe`` (every app's health checks: True when all pass) every ``interval`` seconds
     for ``seconds``; count the apps' answers meanwhile."""
+    access_log = access_log or ACCESS_LOG  # read at call time: tests point it elsewhere
     start_size = log_size(access_log)
     deadline = clock() + seconds
     probes = failed = 0
@@ -79,3 +87,26 @@ def watch(
         sleep(min(interval, left))
     requests, errors = count_answers(read_from(access_log, start_size), apps)
     return {"requests": requests, "errors": errors, "probes": probes, "failed_probes": failed}
+
+
+def watch_apps(layout: Layout, names: Sequence[str], seconds: float, interval: float = 1.0) -> int:
+    """``watch``: probe each app's recorded health check through nginx for ``seconds`` and
+    count the apps' answers; print the counts as one JSON line."""
+    apps = [App(name, layout, Options()) for name in names]
+
+    def probe() -> bool:
+        healthy = True
+        for app in apps:
+            if not app.checks.health_path:
+                continue
+            try:
+                status, body = https_get(
+                    layout.health_port, app.checks.health_path, health_key(app)
+                )
+                judge(app, "health check", status, body)
+            except (OSError, Failure):
+                healthy = False
+        return healthy
+
+    print(json.dumps(watch(names, seconds, probe, interval), sort_keys=True))
+    return 0

@@ -97,6 +97,51 @@ def test_status_prints_the_apps_state(layout, tmp_path, capsys):
     state = json.loads(capsys.readouterr().out)
     assert state["live"] == app_of(layout).live_release() and state["locked"] is None
     assert state["good"] == [state["live"]] and state["revision"]["version"] == "1"
+    assert state["down"] is False
+    assert state["drift"] == {"changed": [], "missing": [], "added": []}
+
+
+def test_status_reports_drift_of_the_live_release(layout, tmp_path, capsys):
+    deploy(layout, tmp_path, "1")
+    release = Path(layout.apps_dir) / "notes" / "current"
+    edited = release / "controllers" / "default.py"
+    edited.chmod(0o644)
+    edited.write_text("VERSION = 'edited on the server'\n")
+    (release / "controllers" / "extra.py").write_text("x = 1\n")
+    (Path(layout.maintenance_dir) / "notes.down").write_text("")
+    capsys.readouterr()
+    assert commands.status(app_of(layout)) == 0
+    state = json.loads(capsys.readouterr().out)
+    assert state["drift"] == {
+        "changed": ["controllers/default.py"], "missing": [], "added": ["controllers/extra.py"],
+    }  # fmt: skip
+    assert state["down"] is True
+
+
+def test_watch_probes_every_app_and_counts_their_answers(layout, tmp_path, monkeypatch, capsys):
+    from server import watch
+
+    log = tmp_path / "access.log"
+    log.write_bytes(b"")
+    probed = []
+
+    def https_get(port, path, key=""):
+        probed.append(path)
+        with log.open("ab") as f:
+            f.write(b'1.2.3.4 - - [x] "GET /notes/default/index HTTP/1.1" 500 0 "-" "-"\n')
+        return 200, b"ok"
+
+    monkeypatch.setattr(watch, "https_get", https_get)
+    monkeypatch.setattr(watch, "ACCESS_LOG", str(log))
+    deploy(layout, tmp_path, "1")
+    capsys.readouterr()
+    app = App("notes", layout, Options())
+    assert app.checks.health_path == "/notes/default/index"  # the recorded default: its index
+    assert watch.watch_apps(layout, ["notes"], seconds=0) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "requests": 1, "errors": 1, "probes": 1, "failed_probes": 0,
+    }  # fmt: skip
+    assert probed == ["/notes/default/index"]
 
 
 def test_unlock_removes_a_dead_holders_lock(layout):
