@@ -195,7 +195,9 @@ def undo(run: Rollout, app: str, config: Any):
     yield from rollback._inner(app=app, config=config)
 
 
-def _finish(run: Rollout, event: str, last_host: str) -> bool:
+def _finish(state: Any, host: Any, run: Rollout, event: str, last_host: str) -> bool:
+    # (state, host) first: pyinfra then takes the return value as the command's status, so
+    # False fails this host's operation — once, on one host — and the run exits non-zero.
     run.settle(failed_names())
     if host.name != last_host:
         return True

@@ -19,8 +19,9 @@ from .sandboxlib import ROOT, http_get, pyinfra, sandbox_down, sandbox_up
 PREFIX = "w2pr"
 COUNT = 6
 APPS_DIR = "/srv/web2py-apps"
-FAIL_FLAG = "/var/tmp/w2p-rollout-fail"  # the v3 release answers 500 (but its health) there
-FAIL_ALL_FLAG = "/var/tmp/w2p-rollout-fail-all"  # the v4 release answers 500 to everything
+FAIL_FLAG = "/etc/w2p-rollout-fail"  # the v3 release answers 500 (but its health) there
+FAIL_ALL_FLAG = "/etc/w2p-rollout-fail-all"  # the v4 release answers 500 to everything
+# /etc, not /tmp or /var/tmp: uWSGI has a private /tmp (PrivateTmp=yes)
 FLAG_MODEL = f"""\
 import os
 if os.path.exists({FAIL_ALL_FLAG!r}) or (
@@ -158,7 +159,7 @@ def test_a_good_release_goes_through_every_batch_without_a_failed_request(fleet)
     # batch k+1 went live only after batch k's soak: compare the servers' audit times
     times = {h["host"]: by_name(fleet, h["host"]).run(
         f"tail -n 1 {APPS_DIR}/notes/audit.jsonl") for h in s["hosts"]}  # fmt: skip
-    stamps = {name: json.loads(line)["time"] for name, line in times.items()}
+    stamps = {name: json.loads(line)["when"] for name, line in times.items()}
     first, second, third = s["batches"]
     assert max(stamps[n] for n in first) < min(stamps[n] for n in second)
     assert max(stamps[n] for n in second) < min(stamps[n] for n in third)
@@ -181,7 +182,7 @@ def test_a_release_failing_after_the_switch_stops_and_rolls_back(fleet):
             )  # fmt: skip
     finally:
         bad.run(f"rm -f {FAIL_FLAG}")
-    assert run.returncode != 0
+    assert run.returncode != 0, run.output[-6000:]
     stop_lines = [line for line in run.output.splitlines() if "rollout stopped at batch 2" in line]
     assert stop_lines and f"{bad.name} failed the health gate" in stop_lines[0], run.output[-4000:]
     assert "t0k3n-not-in-output" not in run.output
@@ -212,7 +213,7 @@ def test_the_failure_budget_stops_a_rollout_whose_canary_fails_its_check(fleet):
         run = rollout(fleet, "4.0.0", rollout_batches=[1, 2, "100%"], rollout_max_fail_percent=0)
     finally:
         canary.run(f"rm -f {FAIL_ALL_FLAG}")
-    assert run.returncode != 0
+    assert run.returncode != 0, run.output[-6000:]
     assert f"rollout stopped after batch 1: {canary.name} failed" in run.output, run.output[-4000:]
     assert "pre-switch check" in run.output
     for server in fleet["servers"]:
