@@ -12,17 +12,19 @@ from pyinfra import host, logger
 from pyinfra.operations import apt, files, server, systemd
 
 from operations import maintenance, tls, web2py
-from operations.config import ConfigError, check_python_for_web2py, install_config
-from operations.controller import admin_password, app_package
-from operations.data_keys import check_data_keys
-from operations.facts import PythonVersion, RunningFor
+from operations.facts.systemd import RunningFor
+from operations.facts.web2py import PythonVersion
+from operations.local.controller import app_package
 from operations.scripts import LOCAL_DIR, REMOTE_DIR
-from operations.web2py_app import RELEASE_TOOL
+from operations.settings.data_keys import check_data_keys
+from operations.settings.install import admin_password, check_python_for_web2py, install_settings
+from operations.settings.layout import RELEASE_TOOL
+from operations.settings.validators import ConfigError
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
 SCHEDULER_SETTLE = 5  # seconds a scheduler must keep running after its start to count as up
 
-c = install_config(host.data, admin_password=admin_password(host.data))
+c = install_settings(host.data, admin_password=admin_password(host.data))
 # A web2py that cannot run on this server's Python is refused before anything changes (for a
 # URL source, install-source.sh checks the same on the server before it touches web2py_root).
 if c.source.version and (
@@ -92,7 +94,7 @@ for app, folder in sorted(c.apps.items()):
     app_ops.append(
         web2py.app_files(
             name=f"App {app}",
-            app=app,
+            app_name=app,
             package_path=remote,
             sha256=package.sha256,
             root=c.root,

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from operations.passwords import web2py_parameters_for
+from operations.local.passwords import web2py_parameters_for
 from operations.scripts import LOCAL_DIR
 from web2py_standin import build_zip
 from web2py_standin.driver import Response, StandinProcess, install_zip

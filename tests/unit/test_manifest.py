@@ -1,5 +1,5 @@
-from operations.manifest import diff_manifests, parse_manifest
-from operations.packaging import manifest_text
+from operations.local.manifest import diff_manifests, parse_manifest
+from operations.local.packaging import manifest_text
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 

@@ -2,7 +2,7 @@ import tarfile
 
 import pytest
 
-from operations.packaging import MANIFEST_NAME, PackagingError, build_package, select_files
+from operations.local.packaging import MANIFEST_NAME, PackagingError, build_package, select_files
 
 
 def make_app(root):
@@ -107,7 +107,7 @@ def test_rejects_non_app_and_bad_mode(tmp_path):
 def test_delta_carries_only_what_the_live_release_lacks(tmp_path):
     import json
 
-    from operations.packaging import DELTA_NAME, build_delta, manifest_sha256
+    from operations.local.packaging import DELTA_NAME, build_delta, manifest_sha256
 
     app = make_app(tmp_path / "app")
     old = build_package(app, tmp_path / "old.tar.gz")
