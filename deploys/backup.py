@@ -15,7 +15,7 @@ from pyinfra import host
 
 from operations import backups
 from operations.facts.releases import LiveRelease
-from operations.local.reports import report_backups
+from operations.local.reports import report, report_backup
 from operations.settings.apps import deploy_settings, recorded_app
 from operations.settings.data_keys import check_data_keys
 from operations.settings.runs import backup_app
@@ -27,4 +27,4 @@ c = deploy_settings(host.data, require_apps=False)
 # retention (keep_backups): as the live release's deploy recorded it
 live = host.get_fact(LiveRelease, web2py_root=c.web2py_root, app_name=app_name)
 taken = backups.backup(name=f"Back up {app_name}", app=recorded_app(app_name, live), config=c)
-report_backups(taken, app_name, c)
+report(taken, app_name, c, report_backup)

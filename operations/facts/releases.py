@@ -113,7 +113,7 @@ class SharedFiles(FactBase[HostFiles]):
                 legacy.add(value)
             elif kind == "authkey" and len(value) == 64:
                 key = value
-        return HostFiles(frozenset(shared), frozenset(legacy), key)
+        return HostFiles(tuple(sorted(shared)), tuple(sorted(legacy)), key)
 
 
 class LastAudit(FactBase[dict | None]):

@@ -154,8 +154,8 @@ def new_auth_key() -> Secret:
 class HostFiles:
     """What one host holds of an app's shared files (the ``SharedFiles`` fact)."""
 
-    shared: frozenset[str]  # paths in shared/files
-    legacy: frozenset[str]  # paths (private/...) in the old layouts: shared/private, a folder
+    shared: tuple[str, ...]  # paths in shared/files, sorted
+    legacy: tuple[str, ...]  # paths (private/...) in the old layouts: shared/private, a folder
     auth_key_sha256: str | None  # of the key the host holds (shared, else legacy), if any
 
 

@@ -114,7 +114,7 @@ def host_files(target: Host, app_name: str, c: DeploySettings) -> HostFiles:
             app_name=app_name,
             user=c.user,
         )
-        _host_files[key] = found or HostFiles(frozenset(), frozenset(), None)
+        _host_files[key] = found or HostFiles((), (), None)
     return _host_files[key]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyinfra import host, logger
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import python
@@ -85,18 +87,6 @@ def report_release(app_name: str, config: Layout) -> None:
         (logger.warning if line in failed else logger.info)(line)
 
 
-def report(after: OperationMeta, app_name: str, config: Layout) -> None:
-    """Queue the per-host report (:func:`report_release`) of a deploy, rollback or restore,
-    run only where ``after`` (that operation) changed something."""
-    python.call(
-        name=f"Report app {app_name}",
-        function=report_release,
-        app_name=app_name,
-        config=config,
-        _if=after.did_change,
-    )
-
-
 def report_backup(app_name: str, config: Layout) -> None:
     """Log, per host, the backup just taken and how many are kept (python.call)."""
     names = host.get_fact(Backups, backups_dir=config.backups_dir, app_name=app_name) or []
@@ -107,12 +97,18 @@ def report_backup(app_name: str, config: Layout) -> None:
         )
 
 
-def report_backups(after: OperationMeta, app_name: str, config: Layout) -> None:
-    """Queue the per-host line of a backup (:func:`report_backup`), where ``after`` (the
-    backup) ran."""
+def report(
+    after: OperationMeta,
+    app_name: str,
+    config: Layout,
+    lines: Callable[[str, Layout], None] = report_release,
+) -> None:
+    """Queue the per-host report of what ``after`` (a deploy, rollback, restore or backup
+    operation) did, run only where it changed something: ``lines`` logs it
+    (:func:`report_release`, or :func:`report_backup` after a backup)."""
     python.call(
-        name=f"Report backup of {app_name}",
-        function=report_backup,
+        name=f"Report app {app_name}",
+        function=lines,
         app_name=app_name,
         config=config,
         _if=after.did_change,

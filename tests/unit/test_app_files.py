@@ -25,7 +25,7 @@ def sha(text: str) -> str:
 
 
 def held(key: str | None = None, shared=(), legacy=()) -> HostFiles:
-    return HostFiles(frozenset(shared), frozenset(legacy), sha(key) if key else None)
+    return HostFiles(tuple(shared), tuple(legacy), sha(key) if key else None)
 
 
 def test_declared_shared_files_are_deduplicated():
