@@ -10,7 +10,7 @@ import getpass
 import json
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -139,7 +139,7 @@ def app_settings(name: str, raw: Any) -> AppSettings:
     if unknown:
         raise ConfigError(f"deploy_apps[{name!r}]: unknown setting {sorted(unknown)[0]!r}")
     key = f"deploy_apps[{name!r}]"
-    get = {**APP_DEFAULTS, **raw}.get
+    get = {**_defaults_for(name), **raw}.get
     source = get("source")
     path = None
     if source == "git":
@@ -153,10 +153,21 @@ def app_settings(name: str, raw: Any) -> AppSettings:
             raise ConfigError(f"{key}.path: {path} is not a web2py app (no controllers/ folder)")
     else:
         raise ConfigError(f"{key}.source: expected 'local' or 'git', got {source!r}")
+    return _checked(name, key, get, source, path)
+
+
+def _defaults_for(name: str) -> dict[str, Any]:
+    return {**APP_DEFAULTS, "health_path": APP_DEFAULTS["health_path"].format(app=name)}
+
+
+def _checked(
+    name: str, key: str, get: Callable[[str], Any], source: str, path: Path | None
+) -> AppSettings:
+    """An app's settings but its source, checked (``get`` gives each, or its default)."""
     mode = get("package_mode")
     if mode not in PACKAGE_MODES:
         raise ConfigError(f"{key}.package_mode: expected 'code' or 'full', got {mode!r}")
-    health_path = raw.get("health_path", APP_DEFAULTS["health_path"].format(app=name))
+    health_path = get("health_path")
     if health_path:
         as_match(
             f"{key}.health_path", health_path, HEALTH_PATH, "a URL path like /app/default/health"
@@ -243,10 +254,12 @@ def recorded_app(name: str, revision: Mapping[str, Any] | None) -> AppSettings:
     recorded."""
     as_app_name("app", name)
     recorded = dict(dict(revision or {}).pop("settings", None) or {})
-    # No source on the controller (source "recorded", no path): only what the server recorded.
-    # Checked as a git source, which needs no folder, then told apart.
-    base = app_settings(name, {"source": "git", "repo": "-", "ref": "-", "shared_files": []})
-    base = replace(base, source="recorded", repo="", ref="", shared_declared=False)
+    # No source on the controller (source "recorded", no path): what the server recorded, and
+    # the defaults; no shared files to declare (the release's own are on the server).
+    get = {**_defaults_for(name), "shared_files": []}.get
+    base = replace(
+        _checked(name, f"{name} (recorded)", get, "recorded", None), shared_declared=False
+    )
     if "hooks" in recorded:
         recorded["hooks"] = json.dumps(recorded["hooks"] or {}, sort_keys=True)
     return replace(base, **recorded_settings(recorded))
