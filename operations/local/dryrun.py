@@ -47,9 +47,7 @@ def report_app_changes(
     current = host.get_fact(LiveManifest, web2py_root=web2py_root, app_name=app_name)
     diff = diff_manifests(current or {}, package.files)  # pyinfra gives None for no output
     where = f"release {live['release']}" if live else "no release yet"
-    logger.info(
-        f"{host.name}: app_name {app_name}: {diff.summary()} ({where} → {package.sha256[:12]})"
-    )
+    logger.info(f"{host.name}: app {app_name}: {diff.summary()} ({where} → {package.sha256[:12]})")
     for line in diff.lines():
         logger.info(f"{host.name}:     {line}")
     if text_diffs:
@@ -72,9 +70,7 @@ def _log_config_diff(app_name: str, web2py_root: str, appconfig: RenderedConfig 
         or []
     )
     new = appconfig.masked.splitlines() if appconfig else []
-    logger.info(
-        f"{host.name}: app_name {app_name}: {APPCONFIG} (rendered, secrets masked) changes:"
-    )
+    logger.info(f"{host.name}: app {app_name}: {APPCONFIG} (rendered, secrets masked) changes:")
     if not new:
         logger.info(f"{host.name}:       (no longer rendered: the package's or the shared copy)")
     for line in difflib.unified_diff(
