@@ -11,17 +11,25 @@ limits a run to some of them. Each app's package is built once per run on the co
 from pyinfra import host
 from pyinfra.context import state
 
-from operations import web2py_app
-from operations.app_config import deploy_config
-from operations.controller import app_delta, app_package, auth_key_for, check_shared_files
-from operations.data_keys import check_data_keys
-from operations.dryrun import report_app_changes
+from operations import releases
+from operations.local.controller import (
+    app_delta,
+    app_package,
+    app_source,
+    auth_key_for,
+    check_shared_files,
+)
+from operations.local.dryrun import report_app_changes
+from operations.local.reports import report
+from operations.settings.apps import deploy_settings
+from operations.settings.data_keys import check_data_keys
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
 
-c = deploy_config(host.data, only=host.data.get("deploy_only"))
+c = deploy_settings(host.data, only=host.data.get("deploy_only"))
 
 for app in c.apps:
+    app = app_source(app)  # a git source is exported here, once per run
     package = app_package(app.path, app.package_mode, app.include, app.exclude)
     # Refused here, on the controller, before anything changes on any host.
     check_shared_files(app, package, c)
@@ -32,7 +40,7 @@ for app in c.apps:
     )  # fmt: skip
     # Only what the live release lacks travels, when that is smaller than the whole package.
     delta = app_delta(package, *live) if live else None
-    released = web2py_app.release(
+    released = releases.release(
         name=f"Deploy app {app.name}",
         app=app,
         config=c,
@@ -41,4 +49,4 @@ for app in c.apps:
         delta_sha256=delta.sha256 if delta else "",
         auth_key=auth_key,
     )
-    web2py_app.report(released, app.name, c)
+    report(released, app.name, c)
