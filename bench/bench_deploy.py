@@ -326,7 +326,7 @@ def generate_big_app(dest: Path, files: int, seed: int = 2026) -> int:
 
 
 def package_size(app_dir: Path) -> int:
-    from operations.packaging import build_package
+    from operations.local.packaging import build_package
 
     with tempfile.TemporaryDirectory(prefix="w2pb-pkg-") as tmp:
         return build_package(app_dir, Path(tmp) / "p.tar.gz").path.stat().st_size

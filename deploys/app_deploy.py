@@ -15,21 +15,28 @@ the gate and ``rollout_on_failure`` decide whether it goes on (see operations/ro
 from pyinfra import host
 from pyinfra.context import state
 
-from operations import rollout, web2py_app
-from operations.app_config import deploy_config
-from operations.controller import app_delta, app_package, auth_key_for, check_shared_files
-from operations.data_keys import check_data_keys
-from operations.dryrun import report_app_changes
+from operations import releases, rollout
+from operations.local.controller import (
+    app_delta,
+    app_package,
+    app_source,
+    auth_key_for,
+    check_shared_files,
+)
+from operations.local.dryrun import report_app_changes
+from operations.local.reports import report
+from operations.settings.apps import deploy_settings
+from operations.settings.data_keys import check_data_keys
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
 
-c = deploy_config(host.data, only=host.data.get("deploy_only"))
-
+c = deploy_settings(host.data, only=host.data.get("deploy_only"))
 run = rollout.plan()  # one per run: the batches, in inventory order
 
 for index in host.loop(range(len(run.batches))):
     if run.batch_of(host.name) == index:
         for app in c.apps:
+            app = app_source(app)  # a git source is exported here, once per run
             package = app_package(app.path, app.package_mode, app.include, app.exclude)
             # Refused here, on the controller, before anything changes on any host.
             check_shared_files(app, package, c)
@@ -40,7 +47,7 @@ for index in host.loop(range(len(run.batches))):
             )  # fmt: skip
             # Only what the live release lacks travels, when that is smaller than the package.
             delta = app_delta(package, *live) if live else None
-            released = web2py_app.release(
+            released = releases.release(
                 name=f"Deploy app {app.name}",
                 app=app,
                 config=c,
@@ -50,9 +57,9 @@ for index in host.loop(range(len(run.batches))):
                 auth_key=auth_key,
                 _if=rollout.starts(run, index),
             )
-            web2py_app.report(released, app.name, c)
+            report(released, app.name, c)
             rollout.record(
-                name=f"Record app {app.name}", run=run, app=app.name, apps_dir=c.apps_dir,
+                name=f"Record app {app.name}", run=run, app_name=app.name, config=c,
                 _if=released.did_change,
             )  # fmt: skip
     watch = rollout.watch_command([a.name for a in c.apps], c.config_dir, run.soak_seconds)
@@ -60,10 +67,12 @@ for index in host.loop(range(len(run.batches))):
 
 # A stopped rollout with rollout_on_failure="rollback": every host this run updated goes back.
 for app in c.apps:
-    undone = rollout.undo(name=f"Roll back app {app.name} if the rollout stopped", run=run,
-                          app=app.name, config=c)  # fmt: skip
+    undone = rollout.undo(
+        name=f"Roll back app {app.name} if the rollout stopped", run=run, app_name=app.name,
+        config=c,
+    )  # fmt: skip
     rollout.record(
-        name=f"Record rollback of {app.name}", run=run, app=app.name, apps_dir=c.apps_dir,
+        name=f"Record rollback of {app.name}", run=run, app_name=app.name, config=c,
         result="rolled back", _if=undone.did_change,
     )  # fmt: skip
 

@@ -10,14 +10,14 @@ the last good one. Prints per host what goes and how much space comes back.
 
 from pyinfra import host
 
-from operations import web2py_app
-from operations.app_config import deploy_config
-from operations.config import as_int
-from operations.data_keys import check_data_keys
+from operations import releases
+from operations.settings.apps import deploy_settings
+from operations.settings.data_keys import check_data_keys
+from operations.settings.runs import cleanup_days
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
 
-c = deploy_config(host.data, only=host.data.get("deploy_only"))
-days = as_int("cleanup_days", host.data.get("cleanup_days", 30), 0, 36500)
+c = deploy_settings(host.data, only=host.data.get("deploy_only"))
+days = cleanup_days(host.data)
 for app in c.apps:
-    web2py_app.cleanup(name=f"Clean up {app.name}", app=app, config=c, days=days)
+    releases.cleanup(name=f"Clean up {app.name}", app=app, config=c, days=days)

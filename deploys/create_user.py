@@ -7,19 +7,17 @@ if wanted, comes from $DEPLOY_USER_PASSWORD (or data) and is stored as sha512-cr
 the controller. The sudoers drop-in must pass ``visudo -c`` before it is installed.
 """
 
-import os
-
 from pyinfra import host
 from pyinfra.operations import files, server
 
 from operations import accounts
-from operations.data_keys import check_data_keys
-from operations.users import sudoers_rules, user_config
+from operations.local.sudoers import sudoers_rules
+from operations.settings.data_keys import check_data_keys
+from operations.settings.users import user_settings
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
 
-password = host.data.get("deploy_user_password") or os.environ.get("DEPLOY_USER_PASSWORD")
-u = user_config(host.data, password=password or None)
+u = user_settings(host.data)
 home = f"/home/{u.user}"
 
 server.user(

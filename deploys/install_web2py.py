@@ -13,16 +13,17 @@ from pyinfra import host, logger
 from pyinfra.operations import apt, files, server, systemd
 
 from operations import maintenance, release_tool, tls, web2py
-from operations.app_config import deploy_config
-from operations.config import ConfigError, check_python_for_web2py, install_config
-from operations.controller import admin_password, app_package
-from operations.data_keys import check_data_keys
-from operations.facts import PythonVersion, RunningFor
+from operations.facts.systemd import RunningFor
+from operations.facts.web2py import PythonVersion
 from operations.formats import SCHEDULER_SETTLE, layout_path
+from operations.local.controller import app_package
+from operations.settings.data_keys import check_data_keys
+from operations.settings.install import admin_password, check_python_for_web2py, install_settings
+from operations.settings.validators import ConfigError
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
 
-c = install_config(host.data, admin_password=admin_password(host.data))
+c = install_settings(host.data, admin_password=admin_password(host.data))
 # A web2py that cannot run on this server's Python is refused before anything changes (for a
 # URL source, install-source.sh checks the same on the server before it touches web2py_root).
 if c.source.version and (
@@ -92,7 +93,7 @@ for app, folder in sorted(c.apps.items()):
     app_ops.append(
         web2py.app_files(
             name=f"App {app}",
-            app=app,
+            app_name=app,
             package_path=remote,
             sha256=package.sha256,
             root=c.root,
@@ -114,7 +115,7 @@ run_dir_name = PurePosixPath(c.run_dir).name
 release_tool.install(name="Release and reload tool")
 # The server's layout, written once: the release tool reads it on every call (a changed layout
 # is an install change, shown by --dry like any file).
-layout = release_tool.layout_of(deploy_config(host.data, require_apps=False, read_apps=False))
+layout = release_tool.layout_of(c)
 layout_file = layout_path(c.config_dir)
 files.put(
     name="Release tool layout", src=StringIO(layout.to_json()), dest=layout_file, mode="644",

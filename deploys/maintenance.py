@@ -24,32 +24,34 @@ is touched; a second run with the same data changes nothing.
 from pyinfra import host
 
 from operations import maintenance
-from operations.data_keys import check_data_keys
-from operations.maintenance import MaintenanceState, check_host, maintenance_config
+from operations.facts.maintenance import MaintenanceState
+from operations.maintenance import check_host
+from operations.settings.data_keys import check_data_keys
+from operations.settings.maintenance import maintenance_settings
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
 
-c = maintenance_config(host.data)
+c = maintenance_settings(host.data)
 # Here, while preparing, so that a server that cannot do it stops the run before any change.
 state = host.get_fact(
-    MaintenanceState, config_dir=c.config_dir, app=c.app, web2py_root=c.web2py_root
+    MaintenanceState, config_dir=c.config_dir, app_name=c.app_name, web2py_root=c.web2py_root
 )
-check_host(state, c.app, c.action, c.web2py_root)
+check_host(state, c.app_name, c.action, c.web2py_root)
 
 if c.action == "down":
     maintenance.allow_list(
         name=f"Maintenance allow-list ({len(c.allow)} entries)",
-        path=f"{c.directory}/allow.conf",
+        path=f"{c.maintenance_dir}/allow.conf",
         networks=list(c.allow),
     )
 title = {
-    "notify": f"{c.app}: notice on every page",
-    "down": f"{c.app}: down for maintenance (503, Retry-After {c.retry_after}s)",
-    "up": f"{c.app}: up",
+    "notify": f"{c.app_name}: notice on every page",
+    "down": f"{c.app_name}: down for maintenance (503, Retry-After {c.retry_after}s)",
+    "up": f"{c.app_name}: up",
 }[c.action]
 maintenance.app_mode(
     name=title,
-    app=c.app,
+    app_name=c.app_name,
     mode=c.action,
     message=c.message,
     retry_after=c.retry_after,

@@ -6,23 +6,20 @@ pyinfra inventories/prod.py deploys/unlock.py --data unlock_app=notes         # 
 
 from pyinfra import host, logger
 
-from operations import web2py_app
-from operations.app_config import deploy_config
-from operations.config import ConfigError, as_app_name
-from operations.data_keys import check_data_keys
-from operations.web2py_app import AppLock
+from operations import releases
+from operations.facts.releases import AppLock
+from operations.settings.apps import deploy_settings
+from operations.settings.data_keys import check_data_keys
+from operations.settings.runs import unlock_app
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
 
-app = host.data.get("unlock_app")
-if not app:
-    raise ConfigError("unlock_app: required, e.g. --data unlock_app=notes")
-as_app_name("unlock_app", app)
-c = deploy_config(host.data, require_apps=False)
-holder = host.get_fact(AppLock, apps_dir=c.apps_dir, app=app)
+app_name = unlock_app(host.data)
+c = deploy_settings(host.data, require_apps=False)
+holder = host.get_fact(AppLock, apps_dir=c.apps_dir, app_name=app_name)
 if holder:
     logger.info(
-        f"{host.name}: {app} locked by {holder.get('who')} since {holder.get('since')} "
+        f"{host.name}: {app_name} locked by {holder.get('who')} since {holder.get('since')} "
         f"(version {holder.get('version')})"
     )
-web2py_app.unlock(name=f"Release the deploy lock of {app}", app=app, config=c)
+releases.unlock(name=f"Release the deploy lock of {app_name}", app_name=app_name, config=c)

@@ -9,18 +9,16 @@ uWSGI chain-reloads its workers one by one. ``status`` changes nothing and print
 from pyinfra import host, logger
 from pyinfra.operations import server, systemd
 
-from operations.config import ConfigError
-from operations.data_keys import check_data_keys
-from operations.facts import UnitStates
+from operations.facts.systemd import UnitStates
+from operations.settings.data_keys import check_data_keys
+from operations.settings.layout import UNITS, scheduler_unit
+from operations.settings.runs import webserver_action
 
 check_data_keys()  # a misspelt --data key is refused, not ignored
 
-ACTIONS = ("start", "stop", "restart", "reload", "status")
-action = host.data.get("webserver_action", "status")
-if action not in ACTIONS:
-    raise ConfigError(f"webserver_action: expected one of {', '.join(ACTIONS)}, got {action!r}")
+action = webserver_action(host.data)
 
-units = host.get_fact(UnitStates, units=["nginx", "web2py-uwsgi", "web2py-scheduler@*"])
+units = host.get_fact(UnitStates, units=[*UNITS, scheduler_unit("*")])
 loaded = {name: state for name, state in units.items() if state.get("LoadState") == "loaded"}
 services = [name.removesuffix(".service") for name in sorted(loaded)]
 

@@ -1,6 +1,7 @@
 # Every data key pyinfra-web2py reads, with its default. Override per group
 # (group_data/<group>.py), per host (in the inventory) or per run (--data key=value).
-# Keys are checked on the controller before any host is touched (operations/config.py).
+# Keys are checked on the controller before any host is touched (operations/settings/), and
+# these are their only defaults (operations/settings/defaults.py reads them from here).
 
 # --- install_web2py: web2py itself ---
 # web2py source: an http(s) URL each server downloads, or a zip on the controller (uploaded).
@@ -101,6 +102,7 @@ retrieve_app = None  # retrieve: the app
 retrieve_backup = "latest"  # retrieve: a backup name, "latest", or "snapshot" (take one now)
 retrieve_dir = "retrieved"  # retrieve: local folder; files go to <dir>/<host>/<app>/
 cleanup_days = 30  # cleanup: remove sessions, errors and cache entries older than this
+backup_app = None  # backup: the app to back up now (deploys/backup.py)
 
 # --- maintenance ---
 maintenance_action = None  # notify | down | up (required)

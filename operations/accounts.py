@@ -6,8 +6,9 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.files import Sha256File
 
-from .facts import ShadowPassword
-from .passwords import sha256_hex, sha512_crypt_hash, shadow_salt
+from .facts.accounts import ShadowPassword
+from .formats import sha256_text
+from .local.passwords import sha512_crypt_hash, shadow_salt
 from .scripts import run_script
 from .secrets_upload import upload_secret
 
@@ -33,7 +34,7 @@ def password(user: str, password: str):
     salt = shadow_salt(current["salt"]) if current else None
     if current and salt:
         expected = sha512_crypt_hash(password, salt=salt[0], rounds=salt[1])
-        if sha256_hex(expected) == current["sha256"]:
+        if sha256_text(expected) == current["sha256"]:
             host.noop(f"password of {user} is up to date")
             return
     line = f"{user}:{sha512_crypt_hash(password)}\n".encode()
@@ -63,7 +64,7 @@ def sudoers(filename: str, content: str):
         )
     """
     dest = f"/etc/sudoers.d/{filename}"
-    if host.get_fact(Sha256File, path=dest) == sha256_hex(content):
+    if host.get_fact(Sha256File, path=dest) == sha256_text(content):
         host.noop(f"{dest} is up to date")
         return
     staged = f"/etc/sudoers.d/.{filename}"  # sudo ignores dotted names

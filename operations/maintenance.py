@@ -38,215 +38,30 @@ without ``</body>`` (Ajax components) are untouched; a strict Content-Security-P
 The allow-list is matched against nginx's ``$remote_addr`` (the proxy's address behind a load
 balancer, unless the real_ip module is set up).
 
-The pure logic (data checks, allow-list and page rendering) is here too, unit-tested.
+Checks of the data: ``operations/settings/maintenance.py``; rendering of the page, the notice
+and the allow-list: ``operations/local/pages.py``; the state fact:
+``operations/facts/maintenance.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 from collections.abc import Iterator
-from dataclasses import dataclass
 from io import BytesIO
-from pathlib import Path
 from typing import Any
 
-import jinja2
 from pyinfra import host
-from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand, operation
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.api.exceptions import OperationError
 from pyinfra.facts.files import File, Sha256File
 
-from .config import ConfigError, as_app_name, as_int, as_remote_path
-
-ACTIONS = ("notify", "down", "up")
-DEFAULT_MESSAGES = {
-    "notify": "Maintenance is planned soon: this site may be unavailable for a few minutes.",
-    "down": "This site is down for maintenance and will be back shortly.",
-    "up": "",
-}
-MAX_MESSAGE = 2000
-MAX_RETRY_AFTER = 7 * 86400
-BYPASS = ".allowed"  # the value of $w2p_maintenance_bypass for allow-listed clients
-# A line of the locations file that only a config with maintenance support (and the health
-# check's way through it) has.
-MARKER = "w2p_health_bypass"
-TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "maintenance.html.j2"
+from .facts.maintenance import MaintenanceState
+from .formats import sha256_text
+from .local.pages import render_allow, render_notice, render_page
+from .settings.layout import maintenance_dir
+from .settings.maintenance import ACTIONS
 
 
-@dataclass(frozen=True)
-class MaintenanceConfig:
-    """What deploys/maintenance.py does, checked. Built by :func:`maintenance_config`."""
-
-    action: str
-    app: str
-    message: str
-    allow: tuple[str, ...]  # normalized networks, sorted
-    retry_after: int
-    config_dir: str
-    web2py_root: str
-
-    @property
-    def directory(self) -> str:
-        return maintenance_dir(self.config_dir)
-
-
-def maintenance_dir(config_dir: str) -> str:
-    return f"{config_dir}/maintenance"
-
-
-def as_action(value: Any) -> str:
-    if value not in ACTIONS:
-        expected = ", ".join(ACTIONS)
-        raise ConfigError(f"maintenance_action: expected one of {expected}, got {value!r}")
-    return value
-
-
-def as_message(key: str, value: Any, action: str) -> str:
-    if value in (None, ""):
-        return DEFAULT_MESSAGES[action]
-    if not isinstance(value, str):
-        raise ConfigError(f"{key}: expected a text, got {value!r}")
-    text = value.strip().replace("\r\n", "\n")
-    if not text:
-        raise ConfigError(f"{key}: the text is blank")
-    if len(text) > MAX_MESSAGE:
-        raise ConfigError(f"{key}: {len(text)} characters, at most {MAX_MESSAGE}")
-    if any(ord(ch) < 32 and ch not in "\n\t" for ch in text):
-        raise ConfigError(f"{key}: control characters are not allowed, got {value!r}")
-    return text
-
-
-def as_networks(key: str, value: Any) -> tuple[str, ...]:
-    """IP addresses and CIDR networks (v4 or v6), normalized, deduplicated and sorted."""
-    if value in (None, "", [], ()):
-        return ()
-    if isinstance(value, str):
-        value = value.replace(",", " ").split()
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{key}: expected a list of IP addresses or networks, got {value!r}")
-    networks = set()
-    for item in value:
-        try:
-            networks.add(ipaddress.ip_network(item.strip(), strict=True))
-        except ValueError as error:
-            hint = ""
-            if "host bits set" in str(error):
-                hint = f" (the network is {ipaddress.ip_network(item.strip(), strict=False)})"
-            raise ConfigError(f"{key}: {item!r} is not an IP address or network{hint}") from None
-    return tuple(
-        str(n) for n in sorted(networks, key=lambda n: (n.version, n.network_address, n.prefixlen))
-    )
-
-
-def maintenance_config(data: Any) -> MaintenanceConfig:
-    """Check deploys/maintenance.py's data (``host.data``); ConfigError on the first bad key."""
-    get = data.get
-    action = as_action(get("maintenance_action"))
-    app = get("maintenance_app")
-    if not app:
-        raise ConfigError("maintenance_app: required, e.g. --data maintenance_app=notes")
-    return MaintenanceConfig(
-        action=action,
-        app=as_app_name("maintenance_app", app),
-        message=as_message("maintenance_message", get("maintenance_message"), action),
-        allow=as_networks("maintenance_allow", get("maintenance_allow")),
-        retry_after=as_int(
-            "maintenance_retry_after", get("maintenance_retry_after", 600), 1, MAX_RETRY_AFTER
-        ),
-        config_dir=as_remote_path("web2py_config_dir", get("web2py_config_dir", "/etc/web2py")),
-        web2py_root=as_remote_path("web2py_root", get("web2py_root", "/home/www-data/web2py")),
-    )
-
-
-# --- rendering (on the controller) -------------------------------------------------------------
-
-
-def render_allow(networks: tuple[str, ...] | list[str]) -> str:
-    """The allow-list as lines of the site's ``geo`` block (empty: nobody bypasses)."""
-    return "".join(f"{network} {BYPASS};\n" for network in networks)
-
-
-def retry_text(seconds: int) -> str:
-    if seconds < 90:
-        return f"{seconds} second{'s' if seconds != 1 else ''}"
-    if seconds < 90 * 60:
-        return f"about {round(seconds / 60)} minutes"
-    hours = round(seconds / 3600)
-    return f"about {hours} hour{'s' if hours != 1 else ''}"
-
-
-def _template() -> jinja2.Template:
-    env = jinja2.Environment(
-        autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True
-    )
-    return env.from_string(TEMPLATE.read_text())
-
-
-def render_page(app: str, message: str, retry_after: int) -> str:
-    """The 503 page of an app that is down (a whole HTML document; the message is plain text)."""
-    return _template().render(
-        part="page", app=app, message=message, retry_text=retry_text(retry_after)
-    )
-
-
-def render_notice(app: str, message: str) -> str:
-    """The notice fragment inserted into the app's pages (the message is plain text)."""
-    return _template().render(part="notice", app=app, message=message, retry_text="")
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-# --- facts and operations (on the servers) -----------------------------------------------------
-
-
-class MaintenanceState(FactBase[dict[str, Any]]):
-    """
-    An app's maintenance files: ``down`` (bool), ``notify`` (sha256 of the notice or None),
-    ``page`` (the page link's target or None), ``page_sha256``; ``app`` (the app exists) and
-    ``supported`` (the installed nginx locations know maintenance).
-
-    .. code:: python
-
-        host.get_fact(MaintenanceState, config_dir="/etc/web2py", app="notes",
-                      web2py_root="/home/www-data/web2py")
-    """
-
-    def command(self, config_dir: str, app: str, web2py_root: str) -> StringCommand:
-        script = (
-            'd="$1/maintenance"; a="$2"; '
-            'if [ -f "$d/$a.down" ]; then echo down; fi; '
-            'if [ -f "$d/$a.notify" ]; then echo "notify $(sha256sum < "$d/$a.notify")"; fi; '
-            'if [ -L "$d/$a.page" ]; then echo "page $(readlink "$d/$a.page")"; fi; '
-            'if [ -f "$d/$a.page/index.html" ]; then '
-            'echo "page_sha256 $(sha256sum < "$d/$a.page/index.html")"; fi; '
-            'if [ -e "$3/applications/$a" ]; then echo app; fi; '
-            f'if grep -qs {MARKER} "$1/nginx-locations.conf"; then echo supported; fi'
-        )
-        return StringCommand(
-            "sh", "-c", QuoteString(script), "maintenance",
-            QuoteString(config_dir), QuoteString(app), QuoteString(web2py_root),
-        )  # fmt: skip
-
-    def process(self, output: list[str]) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "down": False, "notify": None, "page": None, "page_sha256": None,
-            "app": False, "supported": False,
-        }  # fmt: skip
-        for line in output:
-            key, _, value = line.strip().partition(" ")
-            if key in ("down", "app", "supported"):
-                state[key] = True
-            elif key in ("notify", "page_sha256"):
-                state[key] = value.split()[0] if value.split() else None
-            elif key == "page":
-                state[key] = value or None
-        return state
-
-
-def check_host(state: dict[str, Any], app: str, mode: str, web2py_root: str) -> None:
+def check_host(state: dict[str, Any], app_name: str, mode: str, web2py_root: str) -> None:
     """Refuse ``down`` and ``notify`` where they cannot work (``up`` always can)."""
     if mode == "up":
         return
@@ -256,7 +71,7 @@ def check_host(state: dict[str, Any], app: str, mode: str, web2py_root: str) -> 
             "(run deploys/install_web2py.py first)"
         )
     if not state["app"]:
-        raise OperationError(f"{host.name}: no app {app} in {web2py_root}/applications")
+        raise OperationError(f"{host.name}: no app {app_name} in {web2py_root}/applications")
 
 
 def _put_text(text: str, dest: str) -> Iterator[StringCommand | FileUploadCommand]:
@@ -278,7 +93,7 @@ def allow_list(path: str, networks: list[str]):
 
     + path: the file the site's ``geo $w2p_maintenance_bypass`` block includes
     + networks: IP addresses and CIDR networks, already checked
-      (``operations.maintenance.as_networks``); empty: nobody bypasses
+      (``operations.settings.validators.as_networks``); empty: nobody bypasses
 
     **Example:**
 
@@ -309,17 +124,17 @@ def allow_list(path: str, networks: list[str]):
 
 
 def _page_commands(
-    state: dict[str, Any], directory: str, app: str, message: str, retry_after: int
+    state: dict[str, Any], directory: str, app_name: str, message: str, retry_after: int
 ) -> list[StringCommand | FileUploadCommand]:
     """Put the app's 503 page in place (nothing when it already is)."""
-    page = render_page(app, message, retry_after)
-    target = f"pages/{app}/retry-{int(retry_after)}"
+    page = render_page(app_name, message, retry_after)
+    target = f"pages/{app_name}/retry-{int(retry_after)}"
     if state["page"] == target and state["page_sha256"] == sha256_text(page):
         return []
     folder = f"{directory}/{target}"
-    link = f"{directory}/{app}.page"
+    link = f"{directory}/{app_name}.page"
     # each level 0755 whatever the umask: nginx's workers (www-data) read the page
-    levels = (f"{directory}/pages", f"{directory}/pages/{app}", folder)
+    levels = (f"{directory}/pages", f"{directory}/pages/{app_name}", folder)
     commands: list[StringCommand | FileUploadCommand] = [
         StringCommand("install", "-d", "-m", "755", *(QuoteString(d) for d in levels))
     ]
@@ -342,7 +157,7 @@ def _page_commands(
         commands.append(
             StringCommand(
                 "find",
-                QuoteString(f"{directory}/pages/{app}"),
+                QuoteString(f"{directory}/pages/{app_name}"),
                 "-mindepth",
                 "1",
                 "-maxdepth",
@@ -362,18 +177,18 @@ def _page_commands(
 
 @operation()
 def app_mode(
-    app: str,
+    app_name: str,
     mode: str,
-    message: str = "",
-    retry_after: int = 600,
-    config_dir: str = "/etc/web2py",
-    web2py_root: str = "/home/www-data/web2py",
+    message: str,
+    retry_after: int,
+    config_dir: str,
+    web2py_root: str,
 ):
     """
     Put a web2py app in maintenance mode ``down`` or ``notify``, or back ``up``, by files nginx
     tests on every request: no reload, no restart, effective at once.
 
-    + app: the app's name (its folder under ``applications/``)
+    + app_name: the app's name (its folder under ``applications/``)
     + mode: ``down`` (503 and its page; static files and allow-listed clients pass),
       ``notify`` (the app serves, its HTML pages carry a notice) or ``up`` (neither)
     + message: the page's or notice's text (plain text, escaped)
@@ -390,26 +205,29 @@ def app_mode(
     .. code:: python
 
         maintenance.app_mode(
-            name="notes down for maintenance", app="notes", mode="down",
+            name="notes down for maintenance", app_name="notes", mode="down",
             message="Back at 22:30 UTC.", retry_after=1800,
+            config_dir="/etc/web2py", web2py_root="/home/www-data/web2py",
         )
     """
     if mode not in ACTIONS:
         raise OperationError(f"maintenance mode: expected one of {ACTIONS}, got {mode!r}")
     directory = maintenance_dir(config_dir)
-    state = host.get_fact(MaintenanceState, config_dir=config_dir, app=app, web2py_root=web2py_root)
-    check_host(state, app, mode, web2py_root)
-    down_flag, notice_file = f"{directory}/{app}.down", f"{directory}/{app}.notify"
+    state = host.get_fact(
+        MaintenanceState, config_dir=config_dir, app_name=app_name, web2py_root=web2py_root
+    )
+    check_host(state, app_name, mode, web2py_root)
+    down_flag, notice_file = f"{directory}/{app_name}.down", f"{directory}/{app_name}.notify"
 
     commands: list[StringCommand | FileUploadCommand] = []
     if mode == "down":
-        commands.extend(_page_commands(state, directory, app, message, retry_after))
+        commands.extend(_page_commands(state, directory, app_name, message, retry_after))
         if not state["down"]:
             commands.append(StringCommand("touch", QuoteString(down_flag)))
         if state["notify"]:
             commands.append(StringCommand("rm", "-f", QuoteString(notice_file)))
     elif mode == "notify":
-        notice = render_notice(app, message)
+        notice = render_notice(app_name, message)
         if state["notify"] != sha256_text(notice):
             commands.extend(_put_text(notice, notice_file))
         if state["down"]:
@@ -422,7 +240,7 @@ def app_mode(
 
     if not commands:
         what = {"down": "down for maintenance", "notify": "showing its notice", "up": "up"}[mode]
-        host.noop(f"{app} is already {what}")
+        host.noop(f"{app_name} is already {what}")
         return
     yield from commands
 
@@ -465,12 +283,12 @@ def health_key(path: str):
 
 @operation()
 def deploy_window(
-    app: str,
+    app_name: str,
+    page_message: str,
+    retry_after: int,
+    config_dir: str,
+    web2py_root: str,
     notice: str = "",
-    page_message: str = "",
-    retry_after: int = 600,
-    config_dir: str = "/etc/web2py",
-    web2py_root: str = "/home/www-data/web2py",
     staged_notice: str = "",
 ):
     """
@@ -480,7 +298,7 @@ def deploy_window(
     lifts both when done (``--down``). A run that dies before the tool starts leaves nothing
     visible.
 
-    + app: the app's name
+    + app_name: the app's name
     + notice: the notice's text; empty: no notice (the app goes down without one)
     + page_message: the 503 page's text
     + retry_after: seconds, the 503's ``Retry-After`` header
@@ -496,25 +314,28 @@ def deploy_window(
     .. code:: python
 
         maintenance.deploy_window(
-            name="notes: maintenance page and notice", app="notes",
-            notice="Maintenance in one minute.", page_message="Back shortly.",
+            name="notes: maintenance page and notice", app_name="notes",
+            notice="Maintenance in one minute.", page_message="Back shortly.", retry_after=600,
+            config_dir="/etc/web2py", web2py_root="/home/www-data/web2py",
             staged_notice="/var/cache/pyinfra-web2py/notice-notes.html",
         )
     """
     if notice and not staged_notice:
         raise OperationError(
-            f"{app}: a notice needs staged_notice (where the release tool finds it)"
+            f"{app_name}: a notice needs staged_notice (where the release tool finds it)"
         )
-    state = host.get_fact(MaintenanceState, config_dir=config_dir, app=app, web2py_root=web2py_root)
+    state = host.get_fact(
+        MaintenanceState, config_dir=config_dir, app_name=app_name, web2py_root=web2py_root
+    )
     if not state["app"]:
-        host.noop(f"{app} is not served yet: no maintenance window needed")
+        host.noop(f"{app_name} is not served yet: no maintenance window needed")
         return
-    check_host(state, app, "down", web2py_root)
+    check_host(state, app_name, "down", web2py_root)
     directory = maintenance_dir(config_dir)
-    commands = _page_commands(state, directory, app, page_message, retry_after)
+    commands = _page_commands(state, directory, app_name, page_message, retry_after)
     if notice and not state["down"]:
-        commands.extend(_put_text(render_notice(app, notice), staged_notice))
+        commands.extend(_put_text(render_notice(app_name, notice), staged_notice))
     if not commands:
-        host.noop(f"{app}: maintenance page in place")
+        host.noop(f"{app_name}: maintenance page in place")
         return
     yield from commands

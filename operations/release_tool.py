@@ -21,9 +21,9 @@ from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.facts.files import Sha256File
 
 from . import formats
-from .app_config import DeployConfig
-from .maintenance import maintenance_dir
 from .scripts import REMOTE_DIR  # root-owned, 0755
+from .settings.apps import DeploySettings
+from .settings.layout import Layout, maintenance_dir
 
 REPO = Path(__file__).resolve().parents[1]
 REMOTE_PATH = f"{REMOTE_DIR}/web2py-release.pyz"
@@ -55,7 +55,7 @@ def zipapp_bytes() -> bytes:
     return SHEBANG + raw.getvalue()
 
 
-def layout_of(config: DeployConfig) -> formats.Layout:
+def layout_of(config: Layout) -> formats.Layout:
     """The server's layout as the release tool reads it (``formats.layout_path``), from the
     settings: written there by deploys/install_web2py.py."""
     return formats.Layout(
@@ -72,6 +72,12 @@ def layout_of(config: DeployConfig) -> formats.Layout:
         maintenance_dir=maintenance_dir(config.config_dir),
         health_port=config.https_port,
     )
+
+
+def tool_args(app_name: str, config: DeploySettings) -> list[str]:
+    """The app and who asks; the server's layout is in the file install wrote there."""
+    layout = formats.layout_path(config.config_dir)
+    return ["--layout", layout, "--app", app_name, "--who", config.who]
 
 
 _built: dict[Path, str] = {}

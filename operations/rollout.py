@@ -28,44 +28,18 @@ from pyinfra import host, logger
 from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 from pyinfra.context import state
 
-from .formats import layout_path
-from .local.notify import check_webhook, notify
-from .local.rollout import (
-    Rollout,
-    RolloutError,
-    Watch,
-    parse_batches,
-    parse_on_failure,
-    parse_percent,
-    plan_batches,
-)
+from .facts.releases import LastAudit
+from .formats import AuditRecord, layout_path
+from .local.notify import notify
+from .local.rollout import Rollout, Watch, plan_batches
 from .release_tool import REMOTE_PATH
+from .releases import rollback
+from .settings.apps import DeploySettings
+from .settings.rollout import rollout_settings
+from .settings.validators import ConfigError
 
 _RUNS: dict[int, Rollout] = {}
 _LOCK = threading.Lock()  # pyinfra prepares hosts in parallel greenlets
-
-
-def rollout_settings(data: Any) -> dict[str, Any]:
-    """The run's rollout keys from ``data`` (host.data), checked; RolloutError on a bad one."""
-    soak = data.get("rollout_soak_seconds")
-    if isinstance(soak, bool) or not isinstance(soak, (int, float)) or not 0 <= soak <= 3600:
-        raise RolloutError(f"rollout_soak_seconds: expected 0 to 3600 seconds, got {soak!r}")
-    url, token_env = check_webhook(
-        data.get("notify_webhook_url"), data.get("notify_webhook_token_env")
-    )
-    return {
-        "sizes": parse_batches(data.get("rollout_batches")),
-        "max_fail_percent": parse_percent(
-            "rollout_max_fail_percent", data.get("rollout_max_fail_percent")
-        ),
-        "max_error_rate": parse_percent(
-            "rollout_max_error_rate", data.get("rollout_max_error_rate")
-        ),
-        "soak_seconds": float(soak),
-        "on_failure": parse_on_failure(data.get("rollout_on_failure")),
-        "webhook": (url, token_env),
-        "summary_file": data.get("fleet_summary_file"),
-    }
 
 
 def plan() -> Rollout:
@@ -76,25 +50,25 @@ def plan() -> Rollout:
         if run is None:
             names = [h.name for h in state.inventory if h in state.activated_hosts]
             run = Rollout(
-                plan_batches(names, settings["sizes"]),
-                max_fail_percent=settings["max_fail_percent"],
-                max_error_rate=settings["max_error_rate"],
-                soak_seconds=settings["soak_seconds"],
-                on_failure=settings["on_failure"],
+                plan_batches(names, settings.sizes),
+                max_fail_percent=settings.max_fail_percent,
+                max_error_rate=settings.max_error_rate,
+                soak_seconds=settings.soak_seconds,
+                on_failure=settings.on_failure,
             )
             run.settings = settings  # type: ignore[attr-defined]
             _RUNS[id(state)] = run
         elif run.settings != settings:  # type: ignore[attr-defined]
-            raise RolloutError(
-                f"{host.name}: rollout_* / notify_* data differ between hosts of one run: "
-                "set them for the whole run (group_data/all.py or --data)"
+            raise ConfigError(
+                f"{host.name}: rollout_*, fleet_summary_file and notify_* data differ between "
+                "hosts of one run: set them for the whole run (group_data/all.py or --data)"
             )
     return run
 
 
 def failed_names() -> set[str]:
     """The hosts of this run pyinfra has failed so far."""
-    return {h.name for h in state.failed_hosts}
+    return {h.name for h in getattr(state, "failed_hosts", ())}
 
 
 def starts(run: Rollout, index: int) -> Callable[[], bool]:
@@ -141,16 +115,19 @@ def gate(run: Rollout, index: int, watch_command: StringCommand):
         return
     if state.is_executing and not run.batch_changed(index):
         return  # nothing went live in this batch: nothing to watch
-    yield FunctionCommand(_watch_and_judge, (run, host.name, watch_command), {})
+    name = host.name
+
+    def watch_and_judge() -> bool:  # (a closure: fixtures see its name, not the rollout)
+        return _watch_and_judge(run, name, watch_command)
+
+    yield FunctionCommand(watch_and_judge, (), {})
 
 
-def _record(run: Rollout, app: str, apps_dir: str, result: str) -> bool:
-    from .web2py_app import LastAudit  # the audit line's keys: operations/formats.py
-
-    entry = host.get_fact(LastAudit, apps_dir=apps_dir, app=app) or {}
+def _record(run: Rollout, app_name: str, apps_dir: str, result: str) -> bool:
+    entry = AuditRecord.from_dict(host.get_fact(LastAudit, apps_dir=apps_dir, app_name=app_name))
     run.record(
-        host.name, app, release=entry.get("release"), version=entry.get("version"),
-        result=entry.get("result"), seconds=entry.get("duration_s"),
+        host.name, app_name, release=entry.release, version=entry.version,
+        result=entry.result, seconds=entry.duration_s,
     )  # fmt: skip
     run.finish_host(host.name, result, sum(
         info.get("seconds") or 0 for info in run.outcomes[host.name].apps.values()
@@ -159,40 +136,42 @@ def _record(run: Rollout, app: str, apps_dir: str, result: str) -> bool:
 
 
 @operation()
-def record(run: Rollout, app: str, apps_dir: str, result: str = "updated"):
+def record(run: Rollout, app_name: str, config: DeploySettings, result: str = "updated"):
     """
     Record what the release (or rollback) that just ran on this host did, for the summary.
 
     + run: this run's rollout
-    + app: the app's name
-    + apps_dir: where its audit log is (``web2py_apps_dir``)
+    + app_name: the app's name
+    + config: the deploy settings (where the app's audit log is)
     + result: the host's result to record ("updated", "rolled back")
     """
-    yield FunctionCommand(_record, (run, app, apps_dir, result), {})
+    def record_outcome() -> bool:
+        return _record(run, app_name, config.apps_dir, result)
+
+    yield FunctionCommand(record_outcome, (), {})
 
 
 @operation()
-def undo(run: Rollout, app: str, config: Any):
+def undo(run: Rollout, app_name: str, config: DeploySettings):
     """
     Roll this host's ``app`` back to its previous release when the rollout stopped with
     ``rollout_on_failure = "rollback"`` and this run updated the host; otherwise nothing.
 
     + run: this run's rollout
-    + app: the app's name
-    + config: the deploy settings (as for ``web2py_app.rollback``)
+    + app_name: the app's name
+    + config: the deploy settings (as for ``releases.rollback``)
 
     Decided when reached, so it reads no fact while the run is planned.
     """
     if not state.is_executing:
-        return  # planned runs show no rollback: whether one happens is known only then
+        host.noop(f"{app_name}: a rollback happens only if the rollout stops")
+        return
     if not (run.to_rollback() and run.outcomes[host.name].result == "updated"):
         host.noop(
-            f"{app}: no rollback (the rollout was not stopped, or this host kept its release)"
+            f"{app_name}: no rollback (the rollout was not stopped, or this host kept its release)"
         )
         return
-    from .web2py_app import rollback
-
-    yield from rollback._inner(app=app, config=config)
+    yield from rollback._inner(app_name=app_name, config=config)
 
 
 def _finish(state: Any, host: Any, run: Rollout, event: str, last_host: str) -> bool:
@@ -210,11 +189,12 @@ def _finish(state: Any, host: Any, run: Rollout, event: str, last_host: str) -> 
             if not app.startswith("_")
         )
         logger.info(f"fleet: {row['host']:<{width}} batch {row['batch']} {row['result']}: {apps}")
-    path = run.settings.get("summary_file")  # type: ignore[attr-defined]
+    path = run.settings.summary_file  # type: ignore[attr-defined]
     if path:
         Path(path).write_text(json.dumps({"event": event, **summary}, indent=2) + "\n")
         logger.info(f"fleet: summary written to {path}")
-    why = notify(*run.settings["webhook"], event, summary)  # type: ignore[attr-defined]
+    settings = run.settings  # type: ignore[attr-defined]
+    why = notify(settings.webhook_url, settings.webhook_token_env, event, summary)
     if why:
         logger.warning(f"fleet: {why}")
     if run.stopped:
@@ -238,7 +218,10 @@ def summary(run: Rollout, event: str = "deploy"):
         return  # nothing happened: an unchanged run stays unchanged
     active = [name for name in run.hosts if name not in failed]
     last = active[-1] if active else host.name
-    yield FunctionCommand(_finish, (run, event, last), {})
+    def finish(state: Any, host: Any) -> bool:  # (state, host): its result is the status
+        return _finish(state, host, run, event, last)
+
+    yield FunctionCommand(finish, (), {})
 
 
 def watch_command(app_names: list[str], config_dir: str, seconds: float) -> StringCommand:

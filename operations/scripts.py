@@ -14,7 +14,7 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand
 from pyinfra.facts.files import Sha256File
 
-from .config import sha256_of_file
+from .formats import sha256_file
 
 LOCAL_DIR = Path(__file__).parent / "scripts"
 REMOTE_DIR = "/usr/local/lib/pyinfra-web2py"
@@ -23,7 +23,7 @@ REMOTE_DIR = "/usr/local/lib/pyinfra-web2py"
 def run_script(name: str, *args: str) -> Iterator[StringCommand | FileUploadCommand]:
     """Commands that ensure script ``name`` is on the server, then run it with ``args``."""
     local, remote = LOCAL_DIR / name, f"{REMOTE_DIR}/{name}"
-    if host.get_fact(Sha256File, path=remote) != sha256_of_file(local):
+    if host.get_fact(Sha256File, path=remote) != sha256_file(local):
         yield StringCommand("mkdir", "-p", REMOTE_DIR)
         yield FileUploadCommand(str(local), remote)
         yield StringCommand("chmod", "755", remote)

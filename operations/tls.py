@@ -8,7 +8,7 @@ from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.facts.files import File, Sha256File
 
-from .config import sha256_of_file
+from .formats import sha256_file
 from .scripts import run_script
 from .secrets_upload import upload_secret
 
@@ -18,8 +18,8 @@ def self_signed_certificate(
     cert: str,
     key: str,
     common_name: str,
-    bits: int = 2048,
-    days: int = 3650,
+    bits: int,
+    days: int,
 ):
     """
     Generate a self-signed RSA certificate on the server, once.
@@ -41,6 +41,8 @@ def self_signed_certificate(
             cert="/etc/ssl/web2py/web2py.crt",
             key="/etc/ssl/web2py/web2py.key",
             common_name="www.example.com",
+            bits=2048,
+            days=3650,
         )
     """
     if host.get_fact(File, path=cert) and host.get_fact(File, path=key):
@@ -75,7 +77,7 @@ def certificate_files(local_cert: str, local_key: str, cert: str, key: str):
     """
     changed = False
     for local, remote, mode in ((local_cert, cert, "644"), (local_key, key, "600")):
-        if host.get_fact(Sha256File, path=remote) == sha256_of_file(local):
+        if host.get_fact(Sha256File, path=remote) == sha256_file(local):
             continue
         changed = True
         yield StringCommand("mkdir", "-p", QuoteString(str(Path(remote).parent)))

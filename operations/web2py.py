@@ -5,8 +5,9 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import operation
 
-from .facts import PACKAGE_MARKER, SOURCE_MARKER, MarkerFile, Web2pyAdminPassword
-from .passwords import sha256_hex, web2py_parameters_for
+from .facts.web2py import PACKAGE_MARKER, SOURCE_MARKER, MarkerFile, Web2pyAdminPassword
+from .formats import sha256_text
+from .local.passwords import web2py_parameters_for
 from .scripts import run_script
 from .secrets_upload import upload_secret
 
@@ -19,7 +20,7 @@ from .secrets_upload import upload_secret
 
 
 @operation()
-def source(zip_path: str, root: str, sha256: str, user: str = "www-data", group: str = "www-data"):
+def source(zip_path: str, root: str, sha256: str, user: str, group: str):
     """
     Install (or upgrade) web2py at ``root`` from a source zip on the server.
 
@@ -42,6 +43,8 @@ def source(zip_path: str, root: str, sha256: str, user: str = "www-data", group:
             zip_path="/var/cache/pyinfra-web2py/web2py_src-3f2a.zip",
             root="/home/www-data/web2py",
             sha256="3f2a...",
+            user="www-data",
+            group="www-data",
         )
     """
     installed = host.get_fact(MarkerFile, path=f"{root}/{SOURCE_MARKER}")
@@ -53,18 +56,19 @@ def source(zip_path: str, root: str, sha256: str, user: str = "www-data", group:
 
 @operation()
 def app_files(
-    app: str,
+    app_name: str,
     package_path: str,
     sha256: str,
     root: str,
-    user: str = "www-data",
-    group: str = "www-data",
+    user: str,
+    group: str,
 ):
     """
     Make an app's code exactly the content of a package, keeping its data folders.
 
-    + app: the app's name (its folder under ``applications/``)
-    + package_path: a ``.tar.gz`` built by ``operations.packaging.build_package``, on the server
+    + app_name: the app (its folder under ``applications/``)
+    + package_path: a ``.tar.gz`` built by ``operations.local.controller.app_package``, on the
+      server
     + sha256: the package's sha256; an app already holding it is a no-op
     + root: the web2py root
     + user: owner of the app's files
@@ -79,31 +83,27 @@ def app_files(
 
         web2py.app_files(
             name="Install app notes",
-            app="notes",
+            app_name="notes",
             package_path="/var/cache/pyinfra-web2py/app-notes-9c1e.tar.gz",
             sha256="9c1e...",
             root="/home/www-data/web2py",
+            user="www-data",
+            group="www-data",
         )
     """
-    app_dir = f"{root}/applications/{app}"
+    app_dir = f"{root}/applications/{app_name}"
     if host.get_fact(MarkerFile, path=f"{app_dir}/REVISION"):
-        host.noop(f"app {app} is managed by app_deploy (releases): left as it is")
+        host.noop(f"app {app_name} is managed by app_deploy (releases): left as it is")
         return
     installed = host.get_fact(MarkerFile, path=f"{app_dir}/{PACKAGE_MARKER}")
     if installed == sha256:
-        host.noop(f"app {app} already holds package {sha256[:12]}")
+        host.noop(f"app {app_name} already holds package {sha256[:12]}")
         return
     yield from run_script("install-app.sh", package_path, app_dir, sha256, f"{user}:{group}")
 
 
 @operation()
-def admin_password(
-    root: str,
-    password: str,
-    port: int = 443,
-    user: str = "www-data",
-    group: str = "www-data",
-):
+def admin_password(root: str, password: str, port: int, user: str, group: str):
     """
     Set web2py's admin password in ``parameters_<port>.py``, hashed on the controller.
 
@@ -123,13 +123,16 @@ def admin_password(
         web2py.admin_password(
             name="Set the web2py admin password",
             root="/home/www-data/web2py",
-            password=host.data.web2py_admin_password,
+            password=admin_password(host.data),  # operations.settings.install
+            port=443,
+            user="www-data",
+            group="www-data",
         )
     """
     path = f"{root}/parameters_{int(port)}.py"
     current = host.get_fact(Web2pyAdminPassword, path=path)
     content = web2py_parameters_for(password, current["prefix"] if current else None)
-    if current and current["sha256"] == sha256_hex(content):
+    if current and current["sha256"] == sha256_text(content):
         host.noop(f"admin password in {path} is up to date")
         return
     yield from upload_secret(content.encode(), path, user, group, "600")

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from operations.passwords import sha512_crypt_hash
+from operations.local.passwords import sha512_crypt_hash
 
 from .sandboxlib import ROOT, pyinfra
 

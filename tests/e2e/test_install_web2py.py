@@ -11,7 +11,7 @@ import warnings
 
 import pytest
 
-from operations.passwords import web2py_hash
+from operations.local.passwords import web2py_hash
 
 from .sandboxlib import http_get, pyinfra, wait_for
 

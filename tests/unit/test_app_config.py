@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from operations.app_config import deploy_config
-from operations.config import ConfigError
-from operations.maintenance import DEFAULT_MESSAGES
+from operations.local.app_files import DEFAULT_SHARED_FILES
+from operations.settings.apps import deploy_settings as deploy_config
+from operations.settings.maintenance import DEFAULT_MESSAGES
+from operations.settings.validators import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +34,21 @@ def test_defaults(notes):
     assert app.notice_message == DEFAULT_MESSAGES["notify"]
     assert app.down_message == DEFAULT_MESSAGES["down"]
     assert c.config_dir == "/etc/web2py" and c.apps_dir == "/srv/web2py-apps"
+    assert app.shared_files == DEFAULT_SHARED_FILES and not app.shared_declared
+
+
+def test_a_git_source_is_checked_without_cloning(notes):
+    settings = {"source": "git", "repo": "/no/such/repo", "ref": "main"}
+    (app,) = deploy_config({"deploy_apps": {"notes": settings}}).apps
+    assert (app.source, app.path, app.repo, app.ref, app.version) == (
+        "git",
+        None,
+        "/no/such/repo",
+        "main",
+        "",
+    )
+    with pytest.raises(ConfigError, match="source 'git' needs repo and ref"):
+        deploy_config({"deploy_apps": {"notes": {"source": "git", "repo": "/r"}}})
 
 
 def test_maintenance_settings_and_run_wide_overrides(notes):

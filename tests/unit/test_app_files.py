@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from operations.app_files import (
+from operations.local.app_files import (
     APPCONFIG,
     AUTH_KEY,
     DEFAULT_SHARED_FILES,
@@ -16,9 +16,8 @@ from operations.app_files import (
     missing_shared_files,
     new_auth_key,
     render_appconfig,
-    shared_files,
 )
-from operations.config import ConfigError
+from operations.settings.validators import ConfigError, as_shared_paths
 
 
 def sha(text: str) -> str:
@@ -26,13 +25,12 @@ def sha(text: str) -> str:
 
 
 def held(key: str | None = None, shared=(), legacy=()) -> HostFiles:
-    return HostFiles(frozenset(shared), frozenset(legacy), sha(key) if key else None)
+    return HostFiles(tuple(shared), tuple(legacy), sha(key) if key else None)
 
 
-def test_defaults_and_declared_shared_files():
-    assert shared_files("k", None) == (DEFAULT_SHARED_FILES, False)
-    assert shared_files("k", ["private/a.ini", "private/a.ini"]) == (("private/a.ini",), True)
-    assert shared_files("k", "routes.py") == (("routes.py",), True)
+def test_declared_shared_files_are_deduplicated():
+    assert as_shared_paths("k", ["private/a.ini", "private/a.ini"]) == ("private/a.ini",)
+    assert as_shared_paths("k", "routes.py") == ("routes.py",)
 
 
 @pytest.mark.parametrize(
@@ -40,7 +38,7 @@ def test_defaults_and_declared_shared_files():
 )
 def test_bad_shared_file_paths_are_refused(bad):
     with pytest.raises(ConfigError, match="k: "):
-        shared_files("k", [bad])
+        as_shared_paths("k", [bad])
 
 
 def test_appconfig_renders_what_appconfig_reads_with_secrets_masked():

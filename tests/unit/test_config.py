@@ -3,14 +3,14 @@ import zipfile
 
 import pytest
 
-from operations.config import (
-    ConfigError,
-    as_port,
-    as_remote_path,
+from operations.settings.install import (
     check_python_for_web2py,
     check_source,
-    install_config,
 )
+from operations.settings.install import (
+    install_settings as install_config,
+)
+from operations.settings.validators import ConfigError, as_port, as_remote_path
 
 
 def web2py_zip(path, version="Version 2.27.1-stable+timestamp.2023.11.16.08.03.57"):
@@ -139,7 +139,7 @@ def test_web2py_apps_that_is_not_json_is_named(tmp_path):
 
 @pytest.mark.parametrize("value", ["www-data\n", "notes\n", "/srv/x\n"])
 def test_validators_refuse_a_trailing_newline(value):
-    from operations.config import as_app_name, as_unix_name
+    from operations.settings.validators import as_app_name, as_unix_name
 
     with pytest.raises(ConfigError):
         as_unix_name("k", value)

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from operations.passwords import web2py_parameters_for
+from operations.local.passwords import web2py_parameters_for
 from server import checks
 from web2py_standin import build_zip
 from web2py_standin.driver import Response, StandinProcess, install_zip

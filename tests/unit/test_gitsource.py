@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from operations import gitsource
-from operations.config import ConfigError
+from operations.local import gitsource
+from operations.settings.validators import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from operations.passwords import web2py_parameters_for
+from operations.local.passwords import web2py_parameters_for
 from web2py_standin import FIXED_DATE_TIME
 from web2py_standin.driver import StandinProcess, install_zip
 from web2py_standin.gluon_dist import (

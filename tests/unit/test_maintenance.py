@@ -7,30 +7,21 @@ from types import SimpleNamespace
 import pytest
 from pyinfra.api.util import get_template
 
-from operations.config import ConfigError
-from operations.maintenance import (
-    BYPASS,
-    DEFAULT_MESSAGES,
-    MARKER,
-    MaintenanceState,
-    as_networks,
-    maintenance_config,
-    render_allow,
-    render_notice,
-    render_page,
-    retry_text,
-)
+from operations.facts.maintenance import MARKER, MaintenanceState
+from operations.local.pages import BYPASS, render_allow, render_notice, render_page, retry_text
+from operations.settings.maintenance import DEFAULT_MESSAGES, maintenance_settings
+from operations.settings.validators import ConfigError, as_networks
 
 
 def config(**data):
-    return maintenance_config({"maintenance_app": "notes", **data})
+    return maintenance_settings({"maintenance_app": "notes", **data})
 
 
 def test_defaults():
     c = config(maintenance_action="down")
-    assert (c.action, c.app, c.allow, c.retry_after) == ("down", "notes", (), 600)
+    assert (c.action, c.app_name, c.allow, c.retry_after) == ("down", "notes", (), 600)
     assert c.message == DEFAULT_MESSAGES["down"]
-    assert c.directory == "/etc/web2py/maintenance"
+    assert c.maintenance_dir == "/etc/web2py/maintenance"
     assert c.web2py_root == "/home/www-data/web2py"
     assert config(maintenance_action="notify").message == DEFAULT_MESSAGES["notify"]
 
@@ -44,7 +35,7 @@ def test_values_from_the_command_line_are_strings():
     assert c.retry_after == 1800
     assert c.allow == ("10.213.0.1/32", "2001:db8::/32")
     assert c.message == "Back at 22:30."
-    assert c.directory == "/etc/w2p/maintenance"
+    assert c.maintenance_dir == "/etc/w2p/maintenance"
 
 
 @pytest.mark.parametrize(
@@ -72,7 +63,7 @@ def test_values_from_the_command_line_are_strings():
 )
 def test_bad_data_is_one_clear_line(data, message):
     with pytest.raises(ConfigError) as error:
-        maintenance_config({"maintenance_app": "notes", "maintenance_action": "down", **data})
+        maintenance_settings({"maintenance_app": "notes", "maintenance_action": "down", **data})
     assert message in str(error.value)
     assert "\n" not in str(error.value)
 
@@ -125,7 +116,7 @@ def test_retry_text(seconds, text):
 
 def test_state_fact_parses_the_files_it_found():
     fact = MaintenanceState()
-    command = fact.command(config_dir="/etc/web 2py", app="notes", web2py_root="/w")
+    command = fact.command(config_dir="/etc/web 2py", app_name="notes", web2py_root="/w")
     assert "'/etc/web 2py' notes /w" in command.get_raw_value()
     state = fact.process(
         ["down", "notify 0123abcd  -", "page pages/notes/retry-600", "page_sha256 ffee  -", "app",

@@ -1,5 +1,5 @@
 from operations.formats import manifest_text, parse_manifest
-from operations.manifest import diff_manifests
+from operations.local.manifest import diff_manifests
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 

@@ -3,7 +3,7 @@ import tarfile
 import pytest
 
 from operations.formats import DELTA, MANIFEST, manifest_sha256
-from operations.packaging import PackagingError, build_package, select_files
+from operations.local.packaging import PackagingError, build_package, select_files
 
 
 def make_app(root):
@@ -108,7 +108,7 @@ def test_rejects_non_app_and_bad_mode(tmp_path):
 def test_delta_carries_only_what_the_live_release_lacks(tmp_path):
     import json
 
-    from operations.packaging import build_delta
+    from operations.local.packaging import build_delta
 
     app = make_app(tmp_path / "app")
     old = build_package(app, tmp_path / "old.tar.gz")

@@ -1,8 +1,8 @@
 import hashlib
 import warnings
 
-from operations.passwords import (
-    sha256_hex,
+from operations.formats import sha256_text
+from operations.local.passwords import (
     sha512_crypt_hash,
     shadow_salt,
     web2py_hash,
@@ -47,7 +47,7 @@ def test_shadow_salt_round_trip():
     stored = sha512_crypt_hash("pw", salt="abcdefgh", rounds=10000)
     salt, rounds = shadow_salt(stored.rsplit("$", 1)[0])
     assert (salt, rounds) == ("abcdefgh", 10000)
-    assert sha256_hex(sha512_crypt_hash("pw", salt=salt, rounds=rounds)) == sha256_hex(stored)
+    assert sha256_text(sha512_crypt_hash("pw", salt=salt, rounds=rounds)) == sha256_text(stored)
     assert shadow_salt("$6$abcdefgh") == ("abcdefgh", 5000)
     assert shadow_salt("!") is None
     assert shadow_salt("$y$j9T$abc") is None

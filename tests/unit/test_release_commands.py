@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from operations.formats import EXIT_FAILED, EXIT_LOCKED
-from operations.packaging import build_package
+from operations.local.packaging import build_package
 from server import cli, commands, golive, lock, schedulers, uwsgi
 from server.app import App
 from server.errors import Failure

@@ -299,7 +299,7 @@ def test_backup_snapshots_a_live_sqlite_database_and_skips_vanished_files(app, m
 
 
 def live_release_from_package(app, tmp_path, files: dict[str, str]):
-    from operations.packaging import build_package
+    from operations.local.packaging import build_package
 
     source = tmp_path / "src"
     for name, text in files.items():
@@ -313,7 +313,7 @@ def live_release_from_package(app, tmp_path, files: dict[str, str]):
 
 
 def test_delta_rebuilds_the_release_with_links_to_unchanged_files(app, tmp_path):
-    from operations.packaging import build_delta, build_package
+    from operations.local.packaging import build_delta, build_package
 
     files = {"controllers/default.py": "x = 1\n", "modules/a.py": "a\n", "modules/b.py": "b\n"}
     source, old = live_release_from_package(app, tmp_path, files)
@@ -332,7 +332,7 @@ def test_delta_rebuilds_the_release_with_links_to_unchanged_files(app, tmp_path)
 
 
 def test_delta_is_refused_on_another_base_or_with_a_bad_file(app, tmp_path):
-    from operations.packaging import build_delta, build_package
+    from operations.local.packaging import build_delta, build_package
 
     source, old = live_release_from_package(app, tmp_path, {"controllers/default.py": "x\n"})
     (source / "modules").mkdir()
@@ -389,7 +389,7 @@ def test_private_ships_with_the_release_and_shared_files_are_seeded_once(app, tm
     # the server's copy is kept from then on; a new package's copy does not replace it
     seeded.write_text("[app]\nenvironment = production\n")
     (source / "private" / "appconfig.ini").write_text("[app]\nenvironment = changed\n")
-    from operations.packaging import build_package
+    from operations.local.packaging import build_package
 
     new = build_package(source, tmp_path / "p2.tar.gz")
     r2 = releases.unpack(app, new.path, new.sha256, "r2", {"sha256": new.sha256})
@@ -445,7 +445,7 @@ def test_a_rendered_appconfig_is_part_of_the_release(app, tmp_path):
 
 
 def test_a_first_deploy_that_never_went_live_leaves_nothing_in_the_way(app, tmp_path):
-    from operations.packaging import build_package
+    from operations.local.packaging import build_package
 
     shutil.rmtree(app.web2py_link)  # a new app, not a plain folder to adopt
     source = tmp_path / "src"
@@ -492,7 +492,7 @@ def test_a_restore_never_prunes_the_backup_it_restores(app, monkeypatch):
 
 
 def test_a_failed_first_attempt_keeps_the_pushed_key_but_not_the_package_seeds(app, tmp_path):
-    from operations.packaging import build_package
+    from operations.local.packaging import build_package
 
     shutil.rmtree(app.web2py_link)
     source = tmp_path / "src"

@@ -1,6 +1,6 @@
 """The per-host report after a deploy, rollback or restore (from its audit line)."""
 
-from operations.web2py_app import human_bytes, report_lines, scheduler_lines
+from operations.local.reports import human_bytes, report_lines, scheduler_lines
 
 
 def test_deploy_under_maintenance_reports_downtime_backup_and_undo():

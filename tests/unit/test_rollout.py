@@ -128,3 +128,20 @@ def test_news_and_changed_batches():
     assert r.has_news(failed={"h2"})
     r.finish_host("h1", "updated", 1.0)
     assert r.batch_changed(0) and not r.batch_changed(1) and r.has_news(failed=set())
+
+
+def test_settings_defaults_and_bad_keys_in_one_line():
+    from operations.settings.rollout import rollout_settings
+    from operations.settings.validators import ConfigError
+
+    s = rollout_settings({})
+    assert (s.sizes, s.max_fail_percent, s.soak_seconds, s.on_failure) == (("100%",), 0, 0, "stop")
+    assert s.webhook_url is None and s.summary_file is None
+    for key, bad in [
+        ("rollout_batches", [0]), ("rollout_soak_seconds", -1), ("rollout_soak_seconds", "5"),
+        ("rollout_max_error_rate", 200), ("rollout_on_failure", "undo"),
+        ("notify_webhook_url", "ftp://x"), ("fleet_summary_file", ""),
+    ]:  # fmt: skip
+        with pytest.raises(ConfigError) as error:
+            rollout_settings({key: bad})
+        assert str(error.value).startswith(f"{key}: ") and "\n" not in str(error.value)

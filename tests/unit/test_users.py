@@ -2,8 +2,9 @@ import subprocess
 
 import pytest
 
-from operations.config import ConfigError
-from operations.users import sudoers_rules, user_config
+from operations.local.sudoers import sudoers_rules
+from operations.settings.users import user_settings
+from operations.settings.validators import ConfigError
 
 
 @pytest.fixture()
@@ -13,9 +14,9 @@ def key_file(tmp_path):
     return path
 
 
-def test_user_config_reads_key_and_scope(key_file):
+def test_user_settings_read_key_and_scope(key_file):
     data = {"deploy_user": "alice", "deploy_user_public_key": str(key_file)}
-    u = user_config(data, password=None)
+    u = user_settings(data, environ={})
     assert u.public_key.startswith("ssh-ed25519 ")
     assert u.sudo == "web2py" and u.groups == ("www-data",)  # group_data/all.py's default
 
@@ -41,14 +42,14 @@ def test_user_config_reads_key_and_scope(key_file):
 def test_bad_user_data(data, message, key_file):
     data = {k: (str(key_file) if v == "KEY" else v) for k, v in data.items()}
     with pytest.raises(ConfigError, match=message):
-        user_config(data, password=None)
+        user_settings(data, environ={})
 
 
 def test_private_key_is_refused(tmp_path):
     path = tmp_path / "id"
     path.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n")
     with pytest.raises(ConfigError, match="not one SSH public key line"):
-        user_config({"deploy_user": "alice", "deploy_user_public_key": str(path)}, None)
+        user_settings({"deploy_user": "alice", "deploy_user_public_key": str(path)}, environ={})
 
 
 @pytest.mark.parametrize("scope", ["web2py", "password", "full"])
@@ -71,13 +72,11 @@ def test_web2py_scope_is_narrow():
 
 @pytest.mark.parametrize("user", ["root\n", "root", "www-data"])
 def test_root_and_the_app_user_are_refused_as_deploy_users(user):
-    from operations.config import ConfigError
-    from operations.users import user_config
 
     with pytest.raises(ConfigError, match="deploy_user: "):
-        user_config({"deploy_user": user, "deploy_user_sudo": "none"}, None)
+        user_settings({"deploy_user": user, "deploy_user_sudo": "none"}, environ={})
 
 
 def test_no_groups_when_asked(key_file):
     data = {"deploy_user": "alice", "deploy_user_public_key": str(key_file)}
-    assert user_config({**data, "deploy_user_groups": []}, None).groups == ()
+    assert user_settings({**data, "deploy_user_groups": []}, environ={}).groups == ()
