@@ -122,3 +122,4 @@ rollout_on_failure = "stop"  # a stopped rollout: "stop" (keep) or "rollback" (u
 fleet_summary_file = None  # also write the fleet summary as JSON here (path on the controller)
 notify_webhook_url = None  # POST the summary (JSON, "text" + "summary") to this URL
 notify_webhook_token_env = None  # name of the env var whose value is sent as a Bearer token
+status_file = None  # deploys/status.py: also write the status as JSON here (controller path)

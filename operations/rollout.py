@@ -145,6 +145,7 @@ def record(run: Rollout, app_name: str, config: DeploySettings, result: str = "u
     + config: the deploy settings (where the app's audit log is)
     + result: the host's result to record ("updated", "rolled back")
     """
+
     def record_outcome() -> bool:
         return _record(run, app_name, config.apps_dir, result)
 
@@ -218,6 +219,7 @@ def summary(run: Rollout, event: str = "deploy"):
         return  # nothing happened: an unchanged run stays unchanged
     active = [name for name in run.hosts if name not in failed]
     last = active[-1] if active else host.name
+
     def finish(state: Any, host: Any) -> bool:  # (state, host): its result is the status
         return _finish(state, host, run, event, last)
 

@@ -186,3 +186,44 @@ class AppServed(FactBase[bool]):
 
     def process(self, output: list[str]) -> bool:
         return any(line.strip() == "yes" for line in output)
+
+
+class AppStatus(FactBase[dict | None]):
+    """
+    An app's state as the release tool reports it (``status``): the live release and its
+    REVISION, the lock's holder, the releases, maintenance (``down``) and **drift** — files of
+    the live release that differ from its manifest. None when the tool cannot tell (no tool,
+    no such app).
+
+    .. code:: python
+
+        host.get_fact(AppStatus, layout="/etc/web2py/release.json", app_name="notes")
+    """
+
+    def command(self, layout: str, app_name: str) -> StringCommand:
+        return StringCommand(
+            REMOTE_PATH, "status", "--layout", QuoteString(layout), "--app", QuoteString(app_name),
+            "2>/dev/null", "||", "true",
+        )  # fmt: skip
+
+    def process(self, output: list[str]) -> dict | None:
+        return parse_json(output)
+
+
+class AppsOnServer(FactBase[list[str]]):
+    """
+    The apps with releases on the server: folders of ``apps_dir`` that hold ``releases/``.
+
+    .. code:: python
+
+        host.get_fact(AppsOnServer, apps_dir="/srv/web2py-apps")
+    """
+
+    def command(self, apps_dir: str) -> StringCommand:
+        return StringCommand(
+            "find", QuoteString(apps_dir), "-mindepth", "2", "-maxdepth", "2", "-type", "d",
+            "-name", "releases", "2>/dev/null", "||", "true",
+        )  # fmt: skip
+
+    def process(self, output: list[str]) -> list[str]:
+        return sorted(line.rstrip("/").split("/")[-2] for line in output if line.strip())

@@ -225,3 +225,26 @@ def test_the_failure_budget_stops_a_rollout_whose_canary_fails_its_check(fleet):
     results = {h["host"]: h["result"] for h in summary(fleet)["hosts"]}
     assert results[canary.name] == "failed"
     assert {results[n] for n in second + third} == {"not started"}
+
+
+def test_status_reports_drift_only_where_a_live_file_was_edited(fleet):
+    edited = fleet["servers"][2]
+    edited.run(f"echo '# edited by hand' >> {APPS_DIR}/notes/current/controllers/default.py")
+    status_file = fleet["work"] / "status.json"
+    run = pyinfra("deploys/status.py", fleet["servers"], data={"status_file": str(status_file)})
+    assert run.returncode == 0 and run.totals["changed"] == 0, run.output[-3000:]
+    report = json.loads(status_file.read_text())
+    assert sorted(report) == sorted(s.name for s in fleet["servers"])
+    for server in fleet["servers"]:
+        record = report[server.name]["notes"]
+        assert record["version"] == live_version(server) and record["lock"] is None
+        assert record["units"]["web2py-uwsgi.service"] == "active"
+        if server is edited:
+            assert record["drift"]["changed"] == ["controllers/default.py"]
+        else:
+            assert record["drift"] == {}
+    lines = [line for line in run.output.splitlines() if ": notes: release " in line]
+    assert len(lines) == COUNT
+    assert [line for line in lines if "DRIFT: changed controllers/default.py" in line] == [
+        next(line for line in lines if edited.name + ":" in line)
+    ]
