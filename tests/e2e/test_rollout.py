@@ -182,6 +182,7 @@ def test_a_release_failing_after_the_switch_stops_and_rolls_back(fleet):
             )  # fmt: skip
     finally:
         bad.run(f"rm -f {FAIL_FLAG}")
+    (fleet["work"] / "stopped-rollout.log").write_text(run.output)  # the README's example
     assert run.returncode != 0, run.output[-6000:]
     stop_lines = [line for line in run.output.splitlines() if "rollout stopped at batch 2" in line]
     assert stop_lines and f"{bad.name} failed the health gate" in stop_lines[0], run.output[-4000:]
