@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -81,13 +82,8 @@ def up(
             image_release=golden.release if golden else None,
             image_name=base,
         )
-        names = [f"{prefix}-{i}" for i in range(1, count + 1)]
-        keep = [s for n in names if (s := state.get(n)) and server.is_running(s)]
-        if keep:
-            say(f"already running: {', '.join(s.name for s in keep)}")
-        fresh = [n for n in names if n not in {s.name for s in keep}]
+        names, keep, fresh = wanted(state, prefix, count, server.is_running)
         if not fresh:
-            _print_servers(keep)
             return keep
         _clean_leftovers(settings, store, fresh)
         try:
@@ -110,39 +106,91 @@ def _up(
     started: float,
 ) -> list[Server]:
     state = store.state
+    public_key = prepare_host(settings, store, net.ensure_bridge)
+    img = golden or image.ensure_base(settings, host_mirrors(release=release), release)
+    if not any(s.lower == str(img.rootfs) and server.is_running(s) for s in state.servers):
+        image.refresh_if_stale(settings, img)
+    new = new_entries(
+        settings,
+        store,
+        fresh,
+        lambda name, address: server.new_server(settings, name, address, img),
+    )
+    say(f"booting {len(new)} {describe(img.release)} server(s) from image {img.name}")
+    boot_started = time.monotonic()
+    errors = _boot_all(settings, store, new, public_key)
+    return finish_up(settings, store, names, len(new), errors, started, boot_started)
+
+
+def prepare_host(
+    settings: Settings, store: Store, ensure_network: Callable[[Settings, Path], object]
+) -> str:
+    """The host side of ``up``, either engine: the sandbox network (``ensure_network``), its
+    firewall rules, the apt proxy, the SSH key pair; returns the public key."""
+    state = store.state
     host_log = settings.logs_dir / "host.log"
     net.raise_inotify_limit()
-    net.ensure_bridge(settings, host_log)
+    ensure_network(settings, host_log)
     state.bridge = settings.bridge
     state.firewall_rules = net.add_firewall(settings, host_log)
     state.proxy_pid = proxy.ensure(settings, state.proxy_pid)
     store.commit()
     ssh.ensure_keypair(settings)
-    public_key = ssh.public_key(settings)
-    img = golden or image.ensure_base(settings, host_mirrors(release=release), release)
-    if not any(s.lower == str(img.rootfs) and server.is_running(s) for s in state.servers):
-        image.refresh_if_stale(settings, img)
-    taken = [s.address for s in state.servers]
+    return ssh.public_key(settings)
+
+
+def new_entries(
+    settings: Settings, store: Store, fresh: list[str], make: Callable[[str, str], Server]
+) -> list[Server]:
+    """State entries for the servers to boot, each with a free address (``make`` builds one
+    entry from its name and address, per engine)."""
+    taken = [s.address for s in store.state.servers]
     new: list[Server] = []
     for name in fresh:
         index = int(name.rpartition("-")[2])
         address = allocate_address(settings.network, settings.bridge_ip, index, taken)
         taken.append(address)
-        entry = server.new_server(settings, name, address, img)
+        entry = make(name, address)
         store.update(entry)
         new.append(entry)
-    say(f"booting {len(new)} {describe(img.release)} server(s) from image {img.name}")
-    boot_started = time.monotonic()
-    errors = _boot_all(settings, store, new, public_key)
+    return new
+
+
+def wanted(
+    state: State, prefix: str, count: int, is_running: Callable[[Server], bool]
+) -> tuple[list[str], list[Server], list[str]]:
+    """The names ``up`` wants, those already running (listed when nothing else is to boot),
+    and those to boot, either engine."""
+    names = [f"{prefix}-{i}" for i in range(1, count + 1)]
+    keep = [s for n in names if (s := state.get(n)) and is_running(s)]
+    if keep:
+        say(f"already running: {', '.join(s.name for s in keep)}")
+    fresh = [n for n in names if n not in {s.name for s in keep}]
+    if not fresh:
+        print_servers(keep)
+    return names, keep, fresh
+
+
+def finish_up(
+    settings: Settings,
+    store: Store,
+    names: list[str],
+    booting: int,
+    errors: list[str],
+    started: float,
+    boot_started: float,
+) -> list[Server]:
+    """The end of ``up``, either engine: known hosts, the servers listed, how long it took,
+    and one error for the servers that did not boot."""
     ssh.write_known_hosts(settings, store.state)
     up_now = [s for n in names if (s := store.state.get(n))]
-    _print_servers(up_now)
+    print_servers(up_now)
     say(
-        f"{len(new) - len(errors)} booted in {time.monotonic() - boot_started:.1f} s "
+        f"{booting - len(errors)} booted in {time.monotonic() - boot_started:.1f} s "
         f"(up took {time.monotonic() - started:.1f} s)"
     )
     if errors:
-        raise SandboxError(f"{len(errors)} of {len(new)} failed to boot; first: {errors[0]}")
+        raise SandboxError(f"{len(errors)} of {booting} failed to boot; first: {errors[0]}")
     return up_now
 
 
@@ -184,7 +232,8 @@ def _placeholder(settings: Settings, name: str) -> Server:
     return server.new_server(settings, name, "0.0.0.0", placeholder)
 
 
-def _print_servers(servers: list[Server]) -> None:
+def print_servers(servers: list[Server]) -> None:
+    """One line per server: name, address, state (what `up` and `inventory` print)."""
     for entry in servers:
         print(f"{entry.name}\t{entry.address}\t{entry.state}", flush=True)
 

@@ -34,11 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandbox import cgroups, dockerd, image, net, proxy, ssh
+from sandbox.commands import finish_up, new_entries, prepare_host, wanted
 from sandbox.config import SSH_USER, Settings
 from sandbox.image import DEFAULT_BASE, apt_proxy_conf
 from sandbox.mirror import host_mirrors
 from sandbox.release import RELEASES, choose_release, describe
-from sandbox.state import Server, State, Store, allocate_address, exclusive
+from sandbox.state import Server, State, Store, exclusive
 from sandbox.util import SandboxError, run, say, tail, wait_until
 
 if TYPE_CHECKING:
@@ -527,13 +528,8 @@ class DockerEngine:
                 image_release=golden,
                 image_name=base,
             )
-            names = [f"{prefix}-{i}" for i in range(1, count + 1)]
-            keep = [s for n in names if (s := state.get(n)) and is_running(client, s)]
-            if keep:
-                say(f"already running: {', '.join(s.name for s in keep)}")
-            fresh = [n for n in names if n not in {s.name for s in keep}]
+            names, keep, fresh = wanted(state, prefix, count, lambda s: is_running(client, s))
             if not fresh:
-                _print(keep)
                 return keep
             for name in fresh:  # what a crashed run left for these names
                 remove(client, settings, name)
@@ -549,30 +545,18 @@ class DockerEngine:
                 raise
 
     def _up(self, client, settings, store, names, fresh, base, release, started):
-        state = store.state
-        host_log = settings.logs_dir / "host.log"
-        net.raise_inotify_limit()
-        ensure_network(client, settings, host_log)
-        state.bridge = settings.bridge
-        state.firewall_rules = net.add_firewall(settings, host_log)
-        state.proxy_pid = proxy.ensure(settings, state.proxy_pid)
-        store.commit()
-        ssh.ensure_keypair(settings)
-        public_key = ssh.public_key(settings)
+        public_key = prepare_host(
+            settings, store, lambda settings, log: ensure_network(client, settings, log)
+        )
         if base == DEFAULT_BASE:
             img = image.ensure_base(settings, host_mirrors(release=release), release)
             ref = ensure_imported(client, settings, img)
         else:
             ref = golden_tag(base)
-        taken = [s.address for s in state.servers]
-        new: list[Server] = []
-        for name in fresh:
-            index = int(name.rpartition("-")[2])
-            address = allocate_address(settings.network, settings.bridge_ip, index, taken)
-            taken.append(address)
-            entry = new_server(settings, name, address, base, ref, release)
-            store.update(entry)
-            new.append(entry)
+        new = new_entries(
+            settings, store, fresh,
+            lambda name, address: new_server(settings, name, address, base, ref, release),
+        )  # fmt: skip
         say(f"booting {len(new)} {describe(release)} container(s) from image {ref}")
         boot_started = time.monotonic()
         errors: list[str] = []
@@ -592,16 +576,7 @@ class DockerEngine:
         for entry in [s for s in new if s.state == "failed"]:
             remove(client, settings, entry.name)
             store.remove(entry.name)
-        ssh.write_known_hosts(settings, store.state)
-        up_now = [s for n in names if (s := store.state.get(n))]
-        _print(up_now)
-        say(
-            f"{len(new) - len(errors)} booted in {time.monotonic() - boot_started:.1f} s "
-            f"(up took {time.monotonic() - started:.1f} s)"
-        )
-        if errors:
-            raise SandboxError(f"{len(errors)} of {len(new)} failed to boot; first: {errors[0]}")
-        return up_now
+        return finish_up(settings, store, names, len(new), errors, started, boot_started)
 
     def down(self, settings: Settings, names: list[str]) -> None:
         """Stop and remove servers; with none left also the network, proxy, rules, daemon."""
@@ -757,8 +732,3 @@ class DockerEngine:
             release = (found.labels or {}).get("w2p-sandbox.release", "?")
             lines += [f"{tag}\t{release}\t{found.short_id}" for tag in found.tags]
         return sorted(lines)
-
-
-def _print(servers: list[Server]) -> None:
-    for entry in servers:
-        print(f"{entry.name}\t{entry.address}\t{entry.state}", flush=True)
