@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import re
+import shlex
 import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
@@ -25,10 +26,12 @@ from .config import (
     ConfigError,
     as_app_name,
     as_bool,
+    as_cache_dir,
     as_int,
     as_match,
     as_port,
     as_remote_path,
+    as_run_dir,
     as_unix_name,
 )
 from .gitsource import export_commit
@@ -118,9 +121,52 @@ def _hooks(key: str, value: Any) -> str:
     for stage, commands in value.items():
         if stage not in HOOK_STAGES:
             raise ConfigError(f"{key}: unknown stage {stage!r} (stages: {', '.join(HOOK_STAGES)})")
-        if not isinstance(commands, list) or not all(isinstance(c, str) for c in commands):
-            raise ConfigError(f"{key}[{stage!r}]: expected a list of shell commands")
+        if not isinstance(commands, list) or not all(_is_hook(c) for c in commands):
+            raise ConfigError(
+                f"{key}[{stage!r}]: expected a list of shell commands (each a string, run as the "
+                'web2py user, or {"run": "command", "as": "root"})'
+            )
     return json.dumps(dict(value), sort_keys=True)
+
+
+def _is_hook(hook: Any) -> bool:
+    if isinstance(hook, str):
+        return bool(hook.strip())
+    return (
+        isinstance(hook, Mapping)
+        and set(hook) == {"run", "as"}
+        and hook["as"] == "root"
+        and isinstance(hook["run"], str)
+        and bool(hook["run"].strip())
+    )
+
+
+# How the release tool gets a hook (it runs each with `sh -c` as root, in the release folder,
+# with $APP and $RELEASE): as the web2py user through runuser, unless the hook asked for root,
+# which is then said in the command itself. The form is recorded in the release's REVISION and
+# re-used as is by rollbacks and restores, so turning it into this form must be idempotent.
+ROOT_HOOK = ": as root;"
+
+
+def _runuser(user: str) -> str:
+    return f"runuser -u {user} -- sh -c "
+
+
+def hook_command(hook: str | Mapping[str, str], user: str) -> str:
+    """The command the release tool runs for ``hook`` (see ROOT_HOOK)."""
+    if isinstance(hook, Mapping):
+        return f"{ROOT_HOOK} {hook['run']}"
+    if hook.startswith((ROOT_HOOK, _runuser(user))):
+        return hook  # already in the tool's form (recorded by an earlier deploy)
+    return _runuser(user) + shlex.quote(hook)
+
+
+def tool_hooks(hooks: str, user: str) -> str:
+    """An app's hooks (JSON, as :func:`_hooks` checked them) in the release tool's form."""
+    return json.dumps(
+        {stage: [hook_command(h, user) for h in cmds] for stage, cmds in json.loads(hooks).items()},
+        sort_keys=True,
+    )
 
 
 def app_settings(name: str, raw: Any) -> AppSettings:
@@ -218,8 +264,8 @@ def deploy_config(data: Any, only: Any = None, require_apps: bool = True) -> Dep
         web2py_root=as_remote_path("web2py_root", data.get("web2py_root", "/home/www-data/web2py")),
         user=as_unix_name("web2py_user", data.get("web2py_user", "www-data")),
         group=as_unix_name("web2py_group", data.get("web2py_group", "www-data")),
-        run_dir=as_remote_path("web2py_run_dir", data.get("web2py_run_dir", "/run/web2py")),
-        cache_dir=as_remote_path(
+        run_dir=as_run_dir("web2py_run_dir", data.get("web2py_run_dir", "/run/web2py")),
+        cache_dir=as_cache_dir(
             "web2py_cache_dir", data.get("web2py_cache_dir", "/var/cache/pyinfra-web2py")
         ),
         https_port=as_port("https_port", data.get("https_port", 443)),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import stat
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -89,6 +90,31 @@ def as_remote_path(key: str, value: Any) -> str:
     return path.rstrip("/")
 
 
+# Folders anyone may write in: a root-only folder of ours there could be pre-empted by a link or a
+# folder of someone else's, and /tmp is cleaned behind our back.
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/shm", "/run/lock")
+
+
+def as_run_dir(key: str, value: Any) -> str:
+    """uWSGI's socket and master FIFO: a folder of its own under /run (systemd's
+    RuntimeDirectory=, made afresh at every start), never /run itself or a shared one."""
+    path = as_remote_path(key, value)
+    parts = path.split("/")
+    if len(parts) != 3 or parts[1] != "run" or path in SHARED_TMP:
+        raise ConfigError(f"{key}: expected a folder right under /run (/run/web2py), got {path!r}")
+    return path
+
+
+def as_cache_dir(key: str, value: Any) -> str:
+    """Root's uploads (zips, packages, staged secrets; 0700): never in a world-writable folder."""
+    path = as_remote_path(key, value)
+    if any(path == tmp or path.startswith(tmp + "/") for tmp in SHARED_TMP) or path in (
+        "/run", "/var", "/var/cache", "/home", "/srv",
+    ):  # fmt: skip
+        raise ConfigError(f"{key}: expected a folder of its own, not in /tmp, got {path!r}")
+    return path
+
+
 def as_local_file(key: str, value: Any) -> Path:
     if not isinstance(value, (str, Path)) or not str(value):
         raise ConfigError(f"{key}: expected a file path on the controller, got {value!r}")
@@ -137,6 +163,9 @@ def web2py_zip_version(key: str, path: Path) -> tuple[int, int]:
             if missing:
                 raise ConfigError(f"{key}: {path} is not a web2py source zip (no {missing[0]})")
             text = zf.read("web2py/VERSION").decode(errors="replace")
+            unsafe = unsafe_zip_entry(zf)
+            if unsafe:
+                raise ConfigError(f"{key}: {path}: unsafe entry {unsafe}: refused")
     except (zipfile.BadZipFile, OSError) as error:
         raise ConfigError(f"{key}: {path} is not a web2py source zip ({error})") from None
     found = WEB2PY_VERSION.search(text)
@@ -156,9 +185,29 @@ def check_python_for_web2py(version: tuple[int, int], python: tuple[int, int] | 
     return ""
 
 
+def unsafe_zip_entry(zf: zipfile.ZipFile) -> str | None:
+    """Why a web2py zip is unsafe to extract (its first bad entry), or None. The server checks
+    the same (operations/scripts/install-source.py); here a local zip is refused before upload."""
+    for info in zf.infolist():
+        name, kind = info.filename, stat.S_IFMT(info.external_attr >> 16)
+        if info.create_system == 3 and kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+            return f"{name!r} is {'a link' if kind == stat.S_IFLNK else 'a special file'}"
+        rel = name.removeprefix("web2py/").rstrip("/") if info.is_dir() else name[7:]
+        if not name.startswith("web2py/") or "\\" in name:
+            return f"{name!r} is outside web2py/"
+        if rel and any(part in ("", ".", "..") for part in rel.split("/")):
+            return f"{name!r} has an empty, '.' or '..' part"
+    return None
+
+
 def check_source(source: Any, expected_sha256: Any) -> Source:
     expected = as_sha256("web2py_sha256", expected_sha256)
     if isinstance(source, str) and is_url(source):
+        # without a checksum, only TLS stands between the server and a swapped zip
+        if not expected and not source.startswith("https://"):
+            raise ConfigError(
+                f"web2py_source: {source} is not https://: give web2py_sha256 or an https URL"
+            )
         return Source(url=source, local_path=None, sha256=expected)
     path = as_local_file("web2py_source", source)
     actual = sha256_of_file(path)
@@ -277,10 +326,9 @@ def install_config(data: Any, admin_password: str | None = None) -> InstallConfi
         uwsgi_harakiri=as_int("uwsgi_harakiri", get("uwsgi_harakiri", 60), 0, 86400),
         uwsgi_max_requests=as_int("uwsgi_max_requests", get("uwsgi_max_requests", 5000), 0, 10**7),
         uwsgi_listen=as_int("uwsgi_listen", get("uwsgi_listen", 1024), 16, 65535),
-        run_dir=as_remote_path("web2py_run_dir", get("web2py_run_dir", "/run/web2py")),
+        run_dir=as_run_dir("web2py_run_dir", get("web2py_run_dir", "/run/web2py")),
         config_dir=as_remote_path("web2py_config_dir", get("web2py_config_dir", "/etc/web2py")),
-        cache_dir=as_remote_path(
-            "web2py_cache_dir",
-            get("web2py_cache_dir", "/var/cache/pyinfra-web2py"),
+        cache_dir=as_cache_dir(
+            "web2py_cache_dir", get("web2py_cache_dir", "/var/cache/pyinfra-web2py")
         ),
     )

@@ -11,7 +11,7 @@ from pyinfra.api import FactBase, FileUploadCommand, QuoteString, StringCommand,
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import python
 
-from .app_config import AppSettings, DeployConfig, data_dirs
+from .app_config import AppSettings, DeployConfig, data_dirs, tool_hooks
 from .app_files import AUTH_KEY, HostFiles, Secret
 from .facts import parse_json, read_file_command
 from .maintenance import deploy_window, maintenance_dir
@@ -200,6 +200,8 @@ def release(
             package_path="/tmp/notes-code.tar.gz", sha256=package.sha256,
         )
     """
+    # hooks run as the web2py user unless one asks for root; recorded in that form too
+    app = replace(app, hooks=tool_hooks(app.hooks, config.user))
     config_sha = app.appconfig.sha256 if app.appconfig else ""
     live = host.get_fact(LiveRelease, web2py_root=config.web2py_root, app=app.name)
     if live and (live.get("sha256"), live.get("config_sha256", "")) == (sha256, config_sha):
