@@ -56,6 +56,7 @@ class Target:
     runs: list[Run] = field(default_factory=list)
     _expected: str = ""
     _known_leaks: frozenset[str] = frozenset()
+    _scanned: dict[str, bool] = field(default_factory=dict)  # backup name -> holds the marker
 
     # --- victims ------------------------------------------------------------------------
     def reset_victims(self) -> None:
@@ -110,18 +111,23 @@ class Target:
         return [leak for leak in self.all_leaks() if leak not in self._known_leaks]
 
     def all_leaks(self) -> list[str]:
-        """Where the marker is: backups (root's, but they travel) and www-data-readable files."""
-        found = self.server.run(
-            f'for z in {BACKUPS}/*.zip; do [ -f "$z" ] || continue; '
-            f'unzip -p "$z" 2>/dev/null | grep -aq {self.marker} && echo "backup $z"; '
-            "done; true",
-            timeout=120,
-        ).split("\n")
+        """Where the marker is: backups (root's, but they travel) and www-data-readable files.
+        A backup never changes once written: each is searched once."""
+        listed = self.server.run(f"ls {BACKUPS}/ 2>/dev/null; true").split()
+        new = [name for name in listed if name.endswith(".zip") and name not in self._scanned]
+        if new:
+            found = self.server.run(
+                f"cd {BACKUPS} && for z in {' '.join(new)}; do "
+                f'unzip -p "$z" 2>/dev/null | grep -aq {self.marker} && echo "$z"; done; true',
+                timeout=120,
+            ).split()
+            self._scanned.update({name: name in found for name in new})
+        leaks = [f"backup {BACKUPS}/{name}" for name in listed if self._scanned.get(name)]
         readable = self.server.run(
             as_www(f"grep -rlsa {self.marker} {' '.join(READABLE_BY_APP)} 2>/dev/null; true"),
             timeout=120,
         ).split("\n")
-        return [line for line in found + readable if line.strip()]
+        return leaks + [line for line in readable if line.strip()]
 
     def check(self) -> None:
         """Root's files as they were, the secret nowhere it should not be."""
