@@ -28,6 +28,7 @@ import os
 import pwd
 import shutil
 import stat
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -265,6 +266,16 @@ def take_over_top(root: str) -> None:
             os.close(fd)
 
 
+def compile_framework(root: str) -> None:
+    """Byte-compile gluon/ as root (compiling runs none of its code): the app user cannot write
+    __pycache__ in the root-owned tree, and every uWSGI worker would compile it at start else.
+    gluon/contrib holds files for other Pythons that do not compile: that is expected."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-qq", "-j", "0", os.path.join(root, "gluon")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, check=False,
+    )  # fmt: skip
+
+
 def write_marker(root: str, marker: str) -> None:
     fd, temp = tempfile.mkstemp(prefix=".pyinfra-marker-", dir=root)
     with os.fdopen(fd, "w") as f:
@@ -309,6 +320,7 @@ def main(argv: list[str]) -> int:
         finally:
             shutil.rmtree(staging_top, ignore_errors=True)
         lay_out(root, uid, gid)
+        compile_framework(root)
         write_marker(root, marker)
     except Refused as error:
         print(f"web2py_source: {zip_path}: {error}: refused", file=sys.stderr)
