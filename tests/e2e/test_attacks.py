@@ -363,6 +363,29 @@ def test_backup_never_reads_through_links(target, how, tmp_path):
         wait_unlocked(target)
 
 
+def test_hard_links_to_root_files_in_data(target):
+    """Hard links to root's files in the app's data (a backup would copy them, a chown would
+    hand them over): the kernel refuses them to the app user (fs.protected_hardlinks, which this
+    case requires); if it ever did not, the deploy's backup must still hold no root content."""
+    assert target.server.run("sysctl -n fs.protected_hardlinks").strip() == "1"
+    planted = plant(
+        target,
+        f"ln {SECRET} {NOTES_SHARED}/uploads/hl-secret; "
+        f"ln {VICTIM} {NOTES_SHARED}/uploads/hl-victim; "
+        f"test -e {NOTES_SHARED}/uploads/hl-secret -o -e {NOTES_SHARED}/uploads/hl-victim",
+    )
+    try:
+        assert not planted, "the app user hard-linked a root file into its data"
+        run = target.deploy()
+        safe_outcome(run)
+        assert run.returncode == 0, run.output[-3000:]
+        target.check()
+    finally:
+        target.server.run(
+            f"rm -f {NOTES_SHARED}/uploads/hl-secret {NOTES_SHARED}/uploads/hl-victim"
+        )
+
+
 def test_rollback_with_links_planted_in_data(target):
     assert plant(target, LEAK_PLANTS)
     try:
