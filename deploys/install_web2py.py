@@ -52,12 +52,14 @@ if c.user != "www-data":
         name=f"User {c.user}", user=c.user, group=c.group, groups=["www-data"],
         home=web2py_home, shell="/usr/sbin/nologin", system=True,
     )  # fmt: skip
-# The folder web2py_root is in: the web2py user's only when it is that user's home folder
-# (/home/www-data for the default root). Elsewhere (/srv for /srv/web2py) it stays root's: handing
-# it to the app user would hand it every folder beside web2py (/srv/web2py-apps).
-parent_owner = owner if web2py_home == f"/home/{c.user}" else {"user": "root", "group": "root"}
+# The folder web2py_root is in stays root's, even when it is the web2py user's home
+# (/home/www-data): the app user could otherwise move web2py_root aside and put a link in its
+# place, and root's next install would follow it (README, "Threat model"). install-source.py
+# refuses a web2py_root whose folders above are not root's alone.
 if web2py_home != "/":
-    files.directory(name=f"Directory {web2py_home}", path=web2py_home, mode="755", **parent_owner)
+    files.directory(
+        name=f"Directory {web2py_home}", path=web2py_home, mode="755", user="root", group="root"
+    )
 root_owned = {"user": "root", "group": "root"}
 files.directory(name=f"Cache {c.cache_dir}", path=c.cache_dir, mode="700", **root_owned)
 files.directory(name=f"Config {c.config_dir}", path=c.config_dir, mode="755", **root_owned)

@@ -4,7 +4,8 @@
 # these are their only defaults (operations/settings/defaults.py reads them from here).
 
 # --- install_web2py: web2py itself ---
-# web2py source: an http(s) URL each server downloads, or a zip on the controller (uploaded).
+# web2py source: an https URL each server downloads (http only with web2py_sha256), or a zip on
+# the controller (uploaded). Links, special files and names outside web2py/ are refused.
 web2py_source = "https://www.web2py.com/examples/static/web2py_src.zip"
 # sha256 the source zip must have: checked on the controller (local zip) or the server (URL).
 web2py_sha256 = None
@@ -23,7 +24,8 @@ web2py_schedulers = []
 # Seconds a scheduler's running task may take to finish when its unit stops or restarts (app
 # deploys, rollbacks, restores, systemctl); after that the task is stopped.
 web2py_scheduler_stop_timeout = 60
-# Where configs, the uWSGI socket/FIFO and uploaded archives live on the server.
+# Where configs, the uWSGI socket/FIFO and uploaded archives live on the server. The run dir is a
+# folder right under /run; the cache dir (root-only) is never in /tmp or alike.
 web2py_config_dir = "/etc/web2py"
 web2py_run_dir = "/run/web2py"
 web2py_cache_dir = "/var/cache/pyinfra-web2py"
@@ -70,6 +72,7 @@ webserver_action = "status"  # start | stop | restart | reload | status
 #   health_path ("/<app>/default/index"), health_status (200), health_text (""): the health check
 #   keep_releases (5), keep_backups (10), backup (True: zip the live app before each deploy)
 #   hooks ({}): {"before_check"|"before_switch"|"after_switch": [commands]}, run in the release
+#     folder as the web2py user; {"run": "command", "as": "root"} for one that needs root
 #   version (""): a label for the audit log; default: the package's sha256 prefix
 #   source ("local"); "git" with repo, ref and subdir (""): export that commit and ship it
 #   migrate (False): run the app's models (DAL migrations) before the switch

@@ -21,7 +21,7 @@ from .local.reports import human_bytes
 from .maintenance import deploy_window
 from .release_tool import run_tool, tool_args
 from .secrets_upload import upload_secret
-from .settings.apps import AppSettings, DeploySettings
+from .settings.apps import AppSettings, DeploySettings, tool_hooks
 
 
 def _window_args(app: AppSettings, config: DeploySettings, down: bool) -> list[str]:
@@ -85,6 +85,8 @@ def release(
             package_path=str(package.path), sha256=package.sha256,
         )
     """
+    # hooks run as the web2py user unless one asks for root; recorded in that form too
+    app = replace(app, hooks=tool_hooks(app.hooks, config.user))
     config_sha = app.appconfig.sha256 if app.appconfig else ""
     live = host.get_fact(LiveRelease, web2py_root=config.web2py_root, app_name=app.name)
     if live and (live.get("sha256"), live.get("config_sha256", "")) == (sha256, config_sha):

@@ -11,6 +11,11 @@ from .local.passwords import web2py_parameters_for
 from .scripts import run_script
 from .secrets_upload import upload_secret
 
+# The layout install-source.py makes (README, "Threat model"): the framework root's, the app user
+# writing only web2py's scratch and apps' data. In the marker, so an install made with an older
+# layout (the whole tree the app user's) is laid out again once, even from the same zip.
+LAYOUT = "layout-2"
+
 # Installs or upgrades web2py from a zip already on the server. An upgrade replaces framework
 # files and adds apps the zip has and the server lacks; it never touches existing apps (their
 # code and data belong to app deploys), parameters_*.py or routes.py.
@@ -27,12 +32,13 @@ def source(zip_path: str, root: str, sha256: str, user: str, group: str):
     + zip_path: path of ``web2py_src.zip`` on the server (already verified)
     + root: where web2py lives, e.g. ``/home/www-data/web2py``
     + sha256: the zip's sha256, recorded in ``root`` so an unchanged source is a no-op
-    + user: owner of the installed tree
-    + group: group of the installed tree
+    + user: the app user: owns web2py's scratch (logs/, deposit/) and the apps' data folders
+    + group: its group: reads ``parameters_*.py`` (root-owned, 0640)
 
-    The zip's ``handlers/wsgihandler.py`` is copied to ``root`` where uWSGI loads it. On an
-    upgrade, framework files are replaced; existing apps, ``parameters_*.py`` and ``routes.py``
-    are kept.
+    The zip is extracted by a checked routine (no links or special files, no absolute, ``//``
+    or ``..`` names); the tree is root-owned (README, "Threat model"). The zip's
+    ``handlers/wsgihandler.py`` is copied to ``root`` where uWSGI loads it. On an upgrade,
+    framework files are replaced; existing apps, ``parameters_*.py`` and ``routes.py`` are kept.
 
     **Example:**
 
@@ -47,11 +53,12 @@ def source(zip_path: str, root: str, sha256: str, user: str, group: str):
             group="www-data",
         )
     """
+    marker = f"{LAYOUT} {sha256}"
     installed = host.get_fact(MarkerFile, path=f"{root}/{SOURCE_MARKER}")
-    if installed == sha256:
+    if installed == marker:
         host.noop(f"web2py at {root} is already installed from {sha256[:12]}")
         return
-    yield from run_script("install-source.sh", zip_path, root, sha256, f"{user}:{group}")
+    yield from run_script("install-source.py", zip_path, root, marker, f"{user}:{group}")
 
 
 @operation()
@@ -110,11 +117,13 @@ def admin_password(root: str, password: str, port: int, user: str, group: str):
     + root: the web2py root
     + password: the admin password in clear; it never leaves the controller
     + port: the port web2py's admin is reached on (443 behind nginx's HTTPS)
-    + user: owner of the parameters file (mode 0600)
-    + group: group of the parameters file
+    + user: the app user (web2py reads the file as it)
+    + group: the group that reads the file: it is ``root:group`` 0640, not the app user's to
+      change
 
     The server only ever reports the salt and a sha256 of the file, so an unchanged password
-    is detected without reading the hash back; a changed one is written atomically.
+    is detected without reading the hash back; a changed one is written atomically. The hash's
+    cost is always ours: a weaker one found in the file is replaced, never re-used.
 
     **Example:**
 
@@ -135,4 +144,4 @@ def admin_password(root: str, password: str, port: int, user: str, group: str):
     if current and current["sha256"] == sha256_text(content):
         host.noop(f"admin password in {path} is up to date")
         return
-    yield from upload_secret(content.encode(), path, user, group, "600")
+    yield from upload_secret(content.encode(), path, "root", group, "640")

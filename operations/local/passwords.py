@@ -49,16 +49,20 @@ def web2py_parameters(password_hash: str) -> str:
 
 
 def web2py_parameters_for(password: str, stored_prefix: str | None) -> str:
-    """Render the parameters file, reusing the server's salt and cost when it has one.
+    """Render the parameters file, reusing the server's salt when it has one.
 
     ``stored_prefix`` is ``pbkdf2(ITER,KEYLEN,ALG)$SALT`` as reported by the server (no hash).
-    Reusing it means an unchanged password renders byte-identical content: no change reported.
+    Reusing the salt means an unchanged password renders byte-identical content: no change
+    reported. The cost is always ours (WEB2PY_ITERATIONS, WEB2PY_KEYLEN, sha512), never the
+    file's: a server's file is not to be trusted, and a weaker one (``pbkdf2(1,1,sha1)``) is
+    replaced by a new hash.
     """
     if stored_prefix:
         match = WEB2PY_HASH.fullmatch(stored_prefix + "$0")
-        if match:
-            iterations, keylen, alg, salt = match.groups()
-            return web2py_parameters(web2py_hash(password, salt, int(iterations), int(keylen), alg))
+        if match and match.groups()[:3] == (str(WEB2PY_ITERATIONS), str(WEB2PY_KEYLEN), "sha512"):
+            salt = match.group(4)
+            if len(salt) >= 16 and all(c in SALT_ALPHABET for c in salt):
+                return web2py_parameters(web2py_hash(password, salt))
     return web2py_parameters(web2py_hash(password, new_salt()))
 
 

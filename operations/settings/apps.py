@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import shlex
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -248,6 +249,35 @@ def run_overrides(data: Any) -> dict[str, Any]:
     if notice not in (None, ""):
         overrides["notice_seconds"] = as_int("deploy_notice_seconds", notice, 0, MAX_NOTICE_SECONDS)
     return overrides
+
+
+# How the release tool gets a hook (it runs each with `sh -c` as root, in the release folder,
+# with $APP and $RELEASE): as the web2py user through runuser, unless the hook asked for root,
+# which is then said in the command itself. The form is recorded in the release's REVISION and
+# re-used as is by rollbacks and restores, so turning it into this form must be idempotent.
+ROOT_HOOK = ": as root;"
+
+
+def _runuser(user: str) -> str:
+    return f"runuser -u {user} -- sh -c "
+
+
+def hook_command(hook: str | Mapping[str, str], user: str) -> str:
+    """The command the release tool runs for ``hook`` (see ROOT_HOOK)."""
+    if isinstance(hook, Mapping):
+        return f"{ROOT_HOOK} {hook['run']}"
+    if hook.startswith((ROOT_HOOK, _runuser(user))):
+        return hook  # already in the tool's form (recorded by an earlier deploy)
+    return _runuser(user) + shlex.quote(hook)
+
+
+def tool_hooks(hooks: str, user: str) -> str:
+    """An app's hooks (JSON, as ``validators.as_hooks`` checked them) in the release tool's
+    form."""
+    return json.dumps(
+        {stage: [hook_command(h, user) for h in cmds] for stage, cmds in json.loads(hooks).items()},
+        sort_keys=True,
+    )
 
 
 def recorded_app(name: str, revision: Mapping[str, Any] | None) -> AppSettings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import stat
 import sys
 import zipfile
 from collections.abc import Mapping
@@ -64,6 +65,9 @@ def web2py_zip_version(key: str, path: Path) -> tuple[int, int]:
             if missing:
                 raise ConfigError(f"{key}: {path} is not a web2py source zip (no {missing[0]})")
             text = zf.read("web2py/VERSION").decode(errors="replace")
+            unsafe = unsafe_zip_entry(zf)
+            if unsafe:
+                raise ConfigError(f"{key}: {path}: unsafe entry {unsafe}: refused")
     except (zipfile.BadZipFile, OSError) as error:
         raise ConfigError(f"{key}: {path} is not a web2py source zip ({error})") from None
     found = WEB2PY_VERSION.search(text)
@@ -83,10 +87,30 @@ def check_python_for_web2py(version: tuple[int, int], python: tuple[int, int] | 
     return ""
 
 
+def unsafe_zip_entry(zf: zipfile.ZipFile) -> str | None:
+    """Why a web2py zip is unsafe to extract (its first bad entry), or None. The server checks
+    the same (operations/scripts/install-source.py); here a local zip is refused before upload."""
+    for info in zf.infolist():
+        name, kind = info.filename, stat.S_IFMT(info.external_attr >> 16)
+        if info.create_system == 3 and kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+            return f"{name!r} is {'a link' if kind == stat.S_IFLNK else 'a special file'}"
+        rel = name.removeprefix("web2py/").rstrip("/") if info.is_dir() else name[7:]
+        if not name.startswith("web2py/") or "\\" in name:
+            return f"{name!r} is outside web2py/"
+        if rel and any(part in ("", ".", "..") for part in rel.split("/")):
+            return f"{name!r} has an empty, '.' or '..' part"
+    return None
+
+
 def check_source(source: Any, expected_sha256: Any) -> Source:
     """``web2py_source`` and ``web2py_sha256``: a local zip is hashed and its version read."""
     expected = as_sha256("web2py_sha256", expected_sha256)
     if isinstance(source, str) and is_url(source):
+        # without a checksum, only TLS stands between the server and a swapped zip
+        if not expected and not source.startswith("https://"):
+            raise ConfigError(
+                f"web2py_source: {source} is not https://: give web2py_sha256 or an https URL"
+            )
         return Source(url=source, local_path=None, sha256=expected, version=None)
     path = as_local_file("web2py_source", source)
     actual = sha256_file(path)

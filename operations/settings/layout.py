@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from .defaults import value
-from .validators import as_port, as_remote_path, as_unix_name
+from .validators import as_cache_dir, as_port, as_remote_path, as_run_dir, as_unix_name
 
 # The systemd units of a web2py server, named once (sudo rules, webserver actions, checks).
 UNITS = ("nginx", "web2py-uwsgi")
@@ -65,8 +65,8 @@ def layout_settings(data: Any) -> Layout:
         user=as_unix_name("web2py_user", value(data, "web2py_user")),
         group=as_unix_name("web2py_group", value(data, "web2py_group")),
         config_dir=as_remote_path("web2py_config_dir", value(data, "web2py_config_dir")),
-        run_dir=as_remote_path("web2py_run_dir", value(data, "web2py_run_dir")),
-        cache_dir=as_remote_path("web2py_cache_dir", value(data, "web2py_cache_dir")),
+        run_dir=as_run_dir("web2py_run_dir", value(data, "web2py_run_dir")),
+        cache_dir=as_cache_dir("web2py_cache_dir", value(data, "web2py_cache_dir")),
         apps_dir=as_remote_path("web2py_apps_dir", value(data, "web2py_apps_dir")),
         backups_dir=as_remote_path("web2py_backups_dir", value(data, "web2py_backups_dir")),
         https_port=as_port("https_port", value(data, "https_port")),

@@ -105,6 +105,31 @@ def as_remote_path(key: str, value: Any) -> str:
     return path.rstrip("/")
 
 
+# Folders anyone may write in: a root-only folder of ours there could be pre-empted by a link or a
+# folder of someone else's, and /tmp is cleaned behind our back.
+SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm", "/run/shm", "/run/lock")
+
+
+def as_run_dir(key: str, value: Any) -> str:
+    """uWSGI's socket and master FIFO: a folder of its own under /run (systemd's
+    RuntimeDirectory=, made afresh at every start), never /run itself or a shared one."""
+    path = as_remote_path(key, value)
+    parts = path.split("/")
+    if len(parts) != 3 or parts[1] != "run" or path in SHARED_TMP:
+        raise ConfigError(f"{key}: expected a folder right under /run (/run/web2py), got {path!r}")
+    return path
+
+
+def as_cache_dir(key: str, value: Any) -> str:
+    """Root's uploads (zips, packages, staged secrets; 0700): never in a world-writable folder."""
+    path = as_remote_path(key, value)
+    if any(path == tmp or path.startswith(tmp + "/") for tmp in SHARED_TMP) or path in (
+        "/run", "/var", "/var/cache", "/home", "/srv",
+    ):  # fmt: skip
+        raise ConfigError(f"{key}: expected a folder of its own, not in /tmp, got {path!r}")
+    return path
+
+
 def as_local_file(key: str, value: Any) -> Path:
     """A file on the controller (``~`` expanded)."""
     if not isinstance(value, (str, Path)) or not str(value):
@@ -169,9 +194,24 @@ def as_hooks(key: str, value: Any, stages: tuple[str, ...]) -> str:
     for stage, commands in value.items():
         if stage not in stages:
             raise ConfigError(f"{key}: unknown stage {stage!r} (stages: {', '.join(stages)})")
-        if not isinstance(commands, list) or not all(isinstance(c, str) for c in commands):
-            raise ConfigError(f"{key}[{stage!r}]: expected a list of shell commands")
+        if not isinstance(commands, list) or not all(_is_hook(c) for c in commands):
+            raise ConfigError(
+                f"{key}[{stage!r}]: expected a list of shell commands (each a string, run as the "
+                'web2py user, or {"run": "command", "as": "root"})'
+            )
     return json.dumps(dict(value), sort_keys=True)
+
+
+def _is_hook(hook: Any) -> bool:
+    if isinstance(hook, str):
+        return bool(hook.strip())
+    return (
+        isinstance(hook, Mapping)
+        and set(hook) == {"run", "as"}
+        and hook["as"] == "root"
+        and isinstance(hook["run"], str)
+        and bool(hook["run"].strip())
+    )
 
 
 def as_shared_paths(key: str, value: Any) -> tuple[str, ...]:

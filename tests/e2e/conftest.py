@@ -75,3 +75,7 @@ def installed(servers, admin_password, web2py_zip):
     second = pyinfra("deploys/install_web2py.py", hosts, env=env)
     assert second.returncode == 0, second.output[-6000:]
     return {"hosts": hosts, "first": first, "second": second, "env": env}
+
+
+# The attack suite's server, shared by test_attacks.py and test_writable_paths.py.
+from .attacklib import attacked  # noqa: E402, F401

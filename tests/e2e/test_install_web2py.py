@@ -163,12 +163,17 @@ def test_services_active_and_enabled(installed):
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        (f"{ROOT_DIR}/parameters_443.py", "www-data www-data 600"),
+        # root's: the app user reads the admin password's hash, it cannot change it
+        (f"{ROOT_DIR}/parameters_443.py", "root www-data 640"),
         ("/etc/ssl/web2py/web2py.key", "root root 600"),
         ("/etc/ssl/web2py/web2py.crt", "root root 644"),
         ("/etc/web2py/uwsgi.ini", "root root 644"),
         ("/etc/systemd/system/web2py-uwsgi.service", "root root 644"),
-        (f"{ROOT_DIR}/wsgihandler.py", "www-data www-data 644"),
+        (f"{ROOT_DIR}/wsgihandler.py", "root root 644"),
+        (ROOT_DIR, "root root 755"),
+        (f"{ROOT_DIR}/gluon/main.py", "root root 644"),
+        (f"{ROOT_DIR}/applications", "root root 755"),
+        (f"{ROOT_DIR}/logs", "www-data www-data 750"),
         ("/run/web2py/uwsgi.sock", "www-data www-data 660"),
     ],
 )
@@ -208,7 +213,7 @@ def test_admin_password_never_printed_or_logged(installed, admin_password):
         assert admin_password not in run.output
         assert hash_part not in run.output
     # -vvv really printed the commands run on the server: this check can see a leak
-    assert "/usr/local/lib/pyinfra-web2py/install-source.sh" in installed["first"].output
+    assert "/usr/local/lib/pyinfra-web2py/install-source.py" in installed["first"].output
     journal = server.run("journalctl --no-pager -o cat | cat")
     assert admin_password not in journal and hash_part not in journal
     # Search logs and temp files here, not with grep there: a grep's command line (logged by

@@ -1,5 +1,6 @@
 """app_deploy / restore data checks: defaults, one clear line per bad key, run-wide overrides."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -93,3 +94,22 @@ def test_no_apps_is_refused():
 def test_deploy_apps_that_is_not_json_is_named():
     with pytest.raises(ConfigError, match="deploy_apps: not valid JSON"):
         deploy_config({"deploy_apps": '{"notes": {"path": '})
+
+
+def test_hooks_run_as_the_web2py_user_unless_one_asks_for_root():
+    from operations.settings.apps import HOOK_STAGES, ROOT_HOOK, tool_hooks
+    from operations.settings.validators import as_hooks
+
+    def _hooks(key, value):
+        return as_hooks(key, value, HOOK_STAGES)
+
+    raw = _hooks("hooks", {"before_check": ["echo $APP", {"run": "id", "as": "root"}]})
+    tool = json.loads(tool_hooks(raw, "www-data"))
+    assert tool == {
+        "before_check": ["runuser -u www-data -- sh -c 'echo $APP'", f"{ROOT_HOOK} id"],
+    }
+    # recorded in that form, and re-used as is by rollbacks and restores: idempotent
+    assert json.loads(tool_hooks(json.dumps(tool), "www-data")) == tool
+    for bad in ({"run": "id"}, {"run": "id", "as": "www-data"}, {"run": "", "as": "root"}, ""):
+        with pytest.raises(ConfigError, match="run as the web2py user"):
+            _hooks("hooks", {"before_check": [bad]})

@@ -1,4 +1,6 @@
 import hashlib
+import re
+import stat
 import zipfile
 
 import pytest
@@ -147,3 +149,49 @@ def test_validators_refuse_a_trailing_newline(value):
         as_app_name("k", value)
     with pytest.raises(ConfigError):
         as_remote_path("k", value)
+
+
+def test_a_plain_http_source_needs_a_sha256():
+    with pytest.raises(ConfigError, match="web2py_source: http://example.org/w.zip is not https"):
+        check_source("http://example.org/w.zip", None)
+    assert check_source("http://example.org/w.zip", "a" * 64).sha256 == "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "why"),
+    [
+        ("web2py/handlers/wsgihandler.py", stat.S_IFLNK | 0o777, "is a link"),
+        ("web2py/fifo", stat.S_IFIFO | 0o644, "is a special file"),
+        ("web2py/../escape", stat.S_IFREG | 0o644, "'..' part"),
+        ("web2py//etc/x", stat.S_IFREG | 0o644, "'..' part"),
+        ("/etc/x", stat.S_IFREG | 0o644, "outside web2py/"),
+    ],
+)
+@pytest.mark.filterwarnings("ignore:Duplicate name")  # the link stands in for the handler
+def test_an_unsafe_web2py_zip_is_refused_before_upload(tmp_path, name, mode, why):
+    path = web2py_zip(tmp_path / "web2py_src.zip")
+    with zipfile.ZipFile(path, "a") as zf:
+        info = zipfile.ZipInfo(name)
+        info.create_system, info.external_attr = 3, mode << 16
+        zf.writestr(info, "/root/secret")
+    with pytest.raises(ConfigError, match=f"unsafe entry .*{re.escape(why)}"):
+        check_source(str(path), None)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("web2py_run_dir", "/tmp"),
+        ("web2py_run_dir", "/run"),
+        ("web2py_run_dir", "/var/run-web2py"),
+        ("web2py_run_dir", "/run/web2py/deeper"),
+        ("web2py_run_dir", "/run/lock"),
+        ("web2py_cache_dir", "/tmp"),
+        ("web2py_cache_dir", "/tmp/cache"),
+        ("web2py_cache_dir", "/var/tmp/x"),
+        ("web2py_cache_dir", "/dev/shm"),
+    ],
+)
+def test_run_and_cache_dirs_are_folders_of_their_own(tmp_path, key, value):
+    with pytest.raises(ConfigError, match=key):
+        install_config(base_data(tmp_path, **{key: value}))

@@ -27,6 +27,21 @@ def test_same_password_same_salt_same_bytes():
     assert web2py_parameters_for("other", prefix) != first
 
 
+def test_hash_cost_is_ours_never_the_servers():
+    """The parameters file is not to be trusted: a weaker cost found there is not re-used."""
+    for stored in (
+        "pbkdf2(1,1,sha1)$abcdefghijklmnop",
+        "pbkdf2(1000,20,sha512)$abcdefghijklmnop",
+        "pbkdf2(100000,64,sha256)$abcdefghijklmnop",
+        "pbkdf2(100000,64,sha512)$short",  # a salt we would never make
+    ):
+        rendered = web2py_parameters_for("pw", stored)
+        assert rendered.startswith('password="pbkdf2(100000,64,sha512)$'), stored
+        assert "abcdefghijklmnop" not in rendered and "$short$" not in rendered
+    same = web2py_parameters_for("pw", "pbkdf2(100000,64,sha512)$abcdefghijklmnop")
+    assert same.startswith('password="pbkdf2(100000,64,sha512)$abcdefghijklmnop$')
+
+
 def test_new_salt_each_time_without_prefix():
     assert web2py_parameters_for("pw", None) != web2py_parameters_for("pw", None)
 
