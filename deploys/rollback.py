@@ -11,7 +11,7 @@ release that was live.
 
 from pyinfra import host
 
-from operations import releases
+from operations import releases, rollout
 from operations.local.reports import report
 from operations.settings.apps import deploy_settings
 from operations.settings.data_keys import check_data_keys
@@ -22,7 +22,13 @@ check_data_keys()  # a misspelt --data key is refused, not ignored
 run = rollback_run(host.data)
 app_name, to = run.app_name, run.to
 c = deploy_settings(host.data, require_apps=False)
+fleet = rollout.plan(whole_run=True)  # every host at once; the summary and its notification
 rolled = releases.rollback(
     name=f"Roll back app {app_name} to {to}", app_name=app_name, config=c, to=to
 )
 report(rolled, app_name, c)
+rollout.record(
+    name=f"Record rollback of {app_name}", run=fleet, app_name=app_name, config=c,
+    result="rolled back", _if=rolled.did_change,
+)  # fmt: skip
+rollout.summary(name="Fleet summary", run=fleet, event="rollback")

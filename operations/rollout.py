@@ -42,21 +42,25 @@ _RUNS: dict[int, Rollout] = {}
 _LOCK = threading.Lock()  # pyinfra prepares hosts in parallel greenlets
 
 
-def plan() -> Rollout:
-    """This run's rollout (made by the first host that asks; every host must agree on it)."""
+def plan(whole_run: bool = False) -> Rollout:
+    """This run's rollout (made by the first host that asks; every host must agree on it).
+    ``whole_run``: one batch of every host, already begun (a rollback or restore: no roll-out,
+    only the summary and the notification)."""
     settings = rollout_settings(host.data)
     with _LOCK:
         run = _RUNS.get(id(state))
         if run is None:
             names = [h.name for h in state.inventory if h in state.activated_hosts]
             run = Rollout(
-                plan_batches(names, settings.sizes),
+                plan_batches(names, ("100%",) if whole_run else settings.sizes),
                 max_fail_percent=settings.max_fail_percent,
                 max_error_rate=settings.max_error_rate,
                 soak_seconds=settings.soak_seconds,
                 on_failure=settings.on_failure,
             )
             run.settings = settings  # type: ignore[attr-defined]
+            if whole_run:
+                run.begun.add(0)
             _RUNS[id(state)] = run
         elif run.settings != settings:  # type: ignore[attr-defined]
             raise ConfigError(
