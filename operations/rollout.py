@@ -222,7 +222,8 @@ def summary(run: Rollout, event: str = "deploy"):
     if state.is_executing and not run.has_news(failed):
         return  # nothing happened: an unchanged run stays unchanged
     active = [name for name in run.hosts if name not in failed]
-    last = active[-1] if active else host.name
+    # the stopped run fails on one host: the one whose gate stopped it, else the last one
+    last = run.stopper if run.stopper in active else (active[-1] if active else host.name)
 
     def finish(state: Any, host: Any) -> bool:  # (state, host): its result is the status
         return _finish(state, host, run, event, last)

@@ -137,6 +137,7 @@ class Rollout:
     soak_seconds: float = 0.0
     on_failure: str = "stop"
     stopped: str | None = None  # the one line saying which batch and host stopped it, and why
+    stopper: str | None = None  # the host whose gate stopped it (None: the failure budget)
     outcomes: dict[str, HostOutcome] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     begun: set[int] = field(default_factory=set)  # the batches that started
@@ -179,6 +180,7 @@ class Rollout:
         with self._lock:
             self.outcomes[host].apps.setdefault("_soak", {}).update(asdict(watch))
             if reason and self.stopped is None:
+                self.stopper = host
                 batch = self.outcomes[host].batch
                 self.stopped = (
                     f"rollout stopped at batch {batch}: {host} failed the health gate: {reason}"

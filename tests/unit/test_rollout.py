@@ -95,7 +95,7 @@ def test_a_failed_gate_stops_and_rollback_is_asked_only_then():
     assert r.gate("h1", Watch(50, 0, 5, 0)) and not r.to_rollback()
     assert not r.gate("h3", Watch(50, 5, 5, 0))
     assert r.stopped.startswith("rollout stopped at batch 2: h3 failed the health gate: 5 of 50")
-    assert r.to_rollback() and not r.may_start(2, failed=set())
+    assert r.to_rollback() and not r.may_start(2, failed=set()) and r.stopper == "h3"
 
 
 def test_summary_lists_every_host_in_rollout_order():
