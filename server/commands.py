@@ -59,6 +59,7 @@ def deploy(app: App, options: DeployOptions) -> int:
         ):
             log(f"{app.name}: the live release already holds {options.sha256[:12]}")
             entry.result = "unchanged"
+            entry.release = app.live_release()  # the release that holds it, not a new id
             return 0
 
         def unpack() -> Path:
@@ -142,9 +143,9 @@ def rollback(app: App, to: str = "") -> int:
         entry.package_sha256 = app.revision(target).get("sha256")
         try:
             golive.go_to(app, target)
-            app.record(target, "live")
             if live:
                 app.record(live, "rolled-back")
+            app.record(target, "live")  # last: the log's last line is what is live
             entry.result = "ok"
             log(f"{app.name}: rolled back from {live} to {target}")
             schedulers.restart_app_scheduler(app, entry)  # never raises: the rollback stands

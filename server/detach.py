@@ -134,13 +134,16 @@ def new_log(runs: Path, action: str, keep: int = KEEP_LOGS) -> Path:
     return path
 
 
-def spawn(argv: Sequence[str], log_path: Path) -> subprocess.Popen:
-    """Start the child: ``server.cli.main(argv)`` in its own session, stdin /dev/null, stdout
-    and stderr appended to ``log_path``."""
+CHILD_CODE = "import sys; from server.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def spawn(argv: Sequence[str], log_path: Path, code: str = CHILD_CODE) -> subprocess.Popen:
+    """Start the child (``code``, by default ``server.cli.main(argv)``) in its own session,
+    stdin /dev/null, stdout and stderr appended to ``log_path``."""
+    # the zipapp (or the source tree) the tool runs from: the child imports server from it
     root = str(Path(__file__).parent.parent)
     env = {**os.environ, CHILD_ENV: str(log_path)}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    code = "import sys; from server.cli import main; sys.exit(main(sys.argv[1:]))"
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(
             [sys.executable, "-c", code, *argv], stdin=subprocess.DEVNULL, stdout=log_file,
@@ -192,11 +195,11 @@ def follow(child: subprocess.Popen, log_path: Path) -> int:
     return code
 
 
-def run_detached(argv: Sequence[str], runs: Path, action: str) -> int:
+def run_detached(argv: Sequence[str], runs: Path, action: str, code: str = CHILD_CODE) -> int:
     """The parent's side: start the child with a new run log in ``runs``, relay it, and exit
     as the child did. A parent killed meanwhile leaves the child running to its end."""
     log_path = new_log(runs, action)
-    child = spawn(argv, log_path)
+    child = spawn(argv, log_path, code)
     # the parent must not die of a closed pipe while relaying; the child is not affected
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     return follow(child, log_path)

@@ -123,7 +123,7 @@ def served_versions(server: Server) -> set[str]:
         return set(pool.map(one, range(REQUESTS)))
 
 
-def assert_consistent(server: Server, version: str) -> None:
+def assert_consistent(server: Server, version: str, result: str = "ok") -> None:
     """One version served, and current, release.log and audit.jsonl agree on it; lock free."""
     assert served_versions(server) == {version}
     current = server.run(f"readlink {APP_DIR}/current").strip().rsplit("/", 1)[-1]
@@ -133,7 +133,7 @@ def assert_consistent(server: Server, version: str) -> None:
     assert last_log[1:] == [current, "live"], last_log
     record = json.loads(server.run(f"tail -n 1 {APP_DIR}/audit.jsonl"))
     assert record["release"] == current and record["version"] == version, record
-    assert record["result"] == "ok", record
+    assert record["result"] == result, record
     assert "attention" not in record, record
     assert server.run(f"test -e {APP_DIR}/lock && echo held; true").strip() == ""
 
@@ -167,3 +167,39 @@ def test_controller_killed_mid_rollback(server, app):
     again = pyinfra("deploys/app_deploy.py", [server], data=deploy_data(app))
     assert again.returncode == 0, again.output[-4000:]
     assert_consistent(server, app["version"])
+
+
+def test_a_rerun_waits_for_the_run_that_lost_its_controller(server, app):
+    new_version(app, f"f-wait-{int(time.time())}")
+    step = "before-check"
+    server.run(f"rm -f {FLAGS}/test-paused-{step}; touch {FLAGS}/test-pause-{step}")
+    first = start("deploys/app_deploy.py", server, deploy_data(app))
+    rerun_proc = None
+    try:
+        assert wait_for(
+            lambda: server.run(f"test -e {FLAGS}/test-paused-{step} && echo y; true").strip(),
+            timeout=180, interval=0.5,
+        ), "the tool never reached the pre-switch check"  # fmt: skip
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+        # the same deploy again, while the first run still holds the lock: it waits for it
+        rerun_proc = subprocess.Popen(
+            [str(PYINFRA), "-y", "inventories/sandbox.py", "deploys/app_deploy.py",
+             *[arg for k, v in deploy_data(app).items() for arg in ("--data", f"{k}={v}")]],
+            cwd=ROOT, env={**os.environ, "W2P_SANDBOX_HOSTS": server.name},
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        waiting = f"grep -l 'waiting up to' {APP_DIR}/runs/*.log 2>/dev/null; true"
+        assert wait_for(lambda: server.run(waiting).strip(), timeout=120, interval=0.5), (
+            "the re-run never waited for the lock"
+        )
+    finally:
+        server.run(f"rm -f {FLAGS}/test-pause-{step}")
+    out, _ = rerun_proc.communicate(timeout=300)
+    assert rerun_proc.returncode == 0, out[-4000:]
+    assert wait_for(lambda: tool_idle(server), timeout=120, interval=1)
+    # the re-run found the first run's deploy done: "unchanged", naming the live release
+    assert_consistent(server, app["version"], result="unchanged")
+    records = server.run(f"tail -n 2 {APP_DIR}/audit.jsonl").splitlines()
+    assert json.loads(records[0])["result"] == "ok", records
+    rerun(server, app)
