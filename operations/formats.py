@@ -172,7 +172,7 @@ def delta_info(
 # An audit record's fields that are written only when set (the others always are).
 _AUDIT_OPTIONAL = (
     "from", "restored_from", "restore_data", "kept_files", "down_s", "schedulers",
-    "took_over_lock_of", "duration_s", "result",
+    "took_over_lock_of", "duration_s", "result", "attention",
 )  # fmt: skip
 
 
@@ -199,6 +199,8 @@ class AuditRecord:
     down_s: float | None = None  # seconds the app answered 503
     schedulers: dict[str, dict[str, Any]] = field(default_factory=dict)  # unit → outcome
     took_over_lock_of: dict[str, Any] | None = None
+    # set when the run could not bring every worker back to one version: the operator must look
+    attention: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The record as written: optional fields only when set; ``from_release`` as "from"."""

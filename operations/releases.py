@@ -113,7 +113,8 @@ def release(
     backup = ["--backup"] if app.backup else ["--no-backup"]
     migrate = ["--migrate"] if app.migrate else ["--no-migrate"]
     yield from run_tool(
-        "deploy", *tool_args(app.name, config), *_health_args(app),
+        "deploy", *tool_args(app.name, config), "--lock-wait", str(config.lock_wait),
+        *_health_args(app),
         "--package", remote, "--sha256", sha256, "--version", version, *backup, *migrate,
         "--keep-backups", str(app.keep_backups), "--keep-releases", str(app.keep_releases),
         "--hooks", app.hooks,
@@ -154,7 +155,9 @@ def rollback(app_name: str, config: DeploySettings, to: str = "previous"):
     if to != "previous" and live and live.get("release") == to:
         host.noop(f"{app_name}: release {to} is already live")
         return
-    yield from run_tool("rollback", *tool_args(app_name, config), "--to", to)
+    yield from run_tool(
+        "rollback", *tool_args(app_name, config), "--lock-wait", str(config.lock_wait), "--to", to
+    )
 
 
 @operation()
@@ -209,7 +212,8 @@ def restore(app: AppSettings, config: DeploySettings, backup: str, data: bool = 
         yield StringCommand("install", "-d", "-m", "700", QuoteString(config.cache_dir))
         yield from _prepare_window(app, config)
     yield from run_tool(
-        "restore", *tool_args(app.name, config), *_health_args(app),
+        "restore", *tool_args(app.name, config), "--lock-wait", str(config.lock_wait),
+        *_health_args(app),
         "--keep-backups", str(app.keep_backups),
         "--keep-releases", str(app.keep_releases), "--backup-name", backup, *flag,
         *_window_args(app, config, down),

@@ -11,6 +11,10 @@ left half-done runs here, in one process, under one lock (``golive``):
     switch (rename of a symlink) → chain reload → wait for every worker → health check through
     nginx → on failure: switch back, reload, mark the release bad → [up] → audit line → unlock
 
+A deploy, rollback or restore runs in a detached child (``detach``: its own session, a root-only
+run log in APPS_DIR/APP/runs/) that the process pyinfra started only relays: a dead controller
+or connection never stops a run halfway.
+
 Layout of one app (APPS_DIR/APP):
     releases/<id>/       code (root-owned, read-only to uWSGI; private/ readable by the web2py
                          group only) + symlinks to shared data and shared files
@@ -23,4 +27,5 @@ Layout of one app (APPS_DIR/APP):
     release.log          "<utc> <release id> <event>" lines: the history rollback follows
     audit.jsonl          one JSON object per deploy, rollback or restore
     lock/                exists while a deploy runs; lock/info.json says who, when, which version
+    runs/                the run logs of deploys, rollbacks and restores (root-only; last 20)
 """

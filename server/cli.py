@@ -16,9 +16,9 @@ from dataclasses import fields
 from pathlib import Path
 
 from operations.formats import EXIT_FAILED, EXIT_USAGE, layout_path
-from server import commands
+from server import commands, detach
 from server.app import App
-from server.errors import Failure, Locked
+from server.errors import Failure, Locked, cause
 from server.settings import (
     SCHEDULER_SETTLE,
     Checks,
@@ -61,6 +61,8 @@ def _check_flags() -> argparse.ArgumentParser:
     p.add_argument("--reload-timeout", type=float, default=60)
     p.add_argument("--hook-timeout", type=float, default=300)
     p.add_argument("--settle", type=float, default=SCHEDULER_SETTLE)
+    # how long to wait for a live run holding the lock (a run whose controller died)
+    p.add_argument("--lock-wait", type=float, default=120)
     return p
 
 
@@ -184,7 +186,16 @@ def _drop_notice(args: argparse.Namespace, layout: Layout) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, run, and turn a failure into its one line and exit code."""
+    """Parse, run, and turn a failure into its one line and exit code. A deploy, rollback or
+    restore runs detached (server.detach): this process relays its run log; in the child,
+    the exit code is also written to the log as its last line."""
+    if detach.in_child():
+        detach.child_setup()
+        return detach.child_exit(_main(argv))
+    return _main(argv)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
     except SystemExit as usage:  # argparse printed why
@@ -205,6 +216,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "down", False) and args.notice_file:
             Path(args.notice_file).unlink(missing_ok=True)  # staged for a run that never began
         return EXIT_FAILED
+    if args.command in detach.DETACHED_COMMANDS and not detach.in_child():
+        argv = list(sys.argv[1:] if argv is None else argv)
+        try:
+            runs = Path(layout.apps_dir) / args.app / "runs"
+            return detach.run_detached(argv, runs, args.command)
+        except OSError as error:
+            print(
+                f"{args.command} {args.app}: cannot start the run: {cause(error)}", file=sys.stderr
+            )
+            return EXIT_FAILED
     locked = False
     try:
         return run(args, layout)
@@ -216,6 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except Failure as error:
         print(str(error), file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as error:  # a bug or an unforeseen fault: one line, traceback in the log
+        detach.note_exception(error)
+        where = f" (details in {detach.log_path()})" if detach.in_child() else ""
+        print(f"{args.command}: unexpected error: {cause(error)}{where}", file=sys.stderr)
         return EXIT_FAILED
     finally:
         if not locked:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from operations import formats
 from operations.formats import EXIT_FAILED, RELEASE_ID, AuditRecord
-from server import backups, files, golive, releases, schedulers, uwsgi
+from server import backups, detach, files, golive, releases, schedulers, uwsgi
 from server.app import App
 from server.drift import release_drift
-from server.errors import Failure, log
+from server.errors import Failure, cause, log
 from server.lock import holder_alive
 from server.settings import CleanupOptions, DeployOptions, Layout, RestoreOptions
 
@@ -50,7 +50,7 @@ def deploy(app: App, options: DeployOptions) -> int:
         action="deploy", who=app.options.who, when=meta["when"], version=options.version,
         package_sha256=options.sha256, release=release,
     )  # fmt: skip
-    app.lock.acquire(app.options.who, options.version)
+    app.lock.acquire(app.options.who, options.version, app.options.lock_wait)
     try:
         live = app.revision(app.live_release())
         if (live.get("sha256"), live.get("config_sha256", "")) == (
@@ -59,6 +59,7 @@ def deploy(app: App, options: DeployOptions) -> int:
         ):
             log(f"{app.name}: the live release already holds {options.sha256[:12]}")
             entry.result = "unchanged"
+            entry.release = app.live_release()  # the release that holds it, not a new id
             return 0
 
         def unpack() -> Path:
@@ -101,7 +102,7 @@ def restore(app: App, options: RestoreOptions) -> int:
         package_sha256=digest, release=release, restored_from=name,
         restore_data=options.restore_data,
     )  # fmt: skip
-    app.lock.acquire(app.options.who, f"restore {name}")
+    app.lock.acquire(app.options.who, f"restore {name}", app.options.lock_wait)
     try:
         # the backup first, so that the restore itself can be undone; data only under
         # maintenance (go_live takes the app down for it)
@@ -124,7 +125,8 @@ def rollback(app: App, to: str = "") -> int:
     """Back to the previous good release (by the release log) or a named one, under the lock:
     the target is chosen once the lock is held, so a deploy that just ended counts."""
     started = time.time()
-    app.lock.acquire(app.options.who, f"rollback to {to or 'previous'}")
+    what = f"rollback to {to or 'previous'}"
+    app.lock.acquire(app.options.who, what, app.options.lock_wait)
     entry = AuditRecord(action="rollback", who=app.options.who, when=formats.utc_stamp(started))
     try:
         live = app.live_release()
@@ -141,18 +143,21 @@ def rollback(app: App, to: str = "") -> int:
         entry.package_sha256 = app.revision(target).get("sha256")
         try:
             golive.go_to(app, target)
-            app.record(target, "live")
             if live:
                 app.record(live, "rolled-back")
+            app.record(target, "live")  # last: the log's last line is what is live
             entry.result = "ok"
             log(f"{app.name}: rolled back from {live} to {target}")
             schedulers.restart_app_scheduler(app, entry)  # never raises: the rollback stands
             return 0
-        except Failure as error:
+        except Exception as error:  # whatever broke, what was live serves again
+            if not isinstance(error, Failure):
+                detach.note_exception(error)  # the traceback stays in the run log
+                error = Failure(f"{app.name}: rollback to {target} failed: {cause(error)}")
+            entry.result = f"failed: {error}"
             if live:
                 golive.switch(app, live)
-                golive.reload(app)
-            entry.result = f"failed: {error}"
+                golive.reload_back(app, entry, f"switching back to {live}")
             print(f"{error} (kept {live})", file=sys.stderr)
             return EXIT_FAILED
     finally:
@@ -162,6 +167,16 @@ def rollback(app: App, to: str = "") -> int:
 def info_overlays(app: App, release: str) -> list[str]:
     """The files of ``release`` that are the server's by design (its REVISION's overlays)."""
     return list(app.revision(release).get("overlays") or [])
+
+
+def last_attention(app: App) -> str | None:
+    """Why the app needs the operator's attention, from its last audit record (None: it
+    does not)."""
+    try:
+        lines = (app.base / "audit.jsonl").read_text().splitlines()
+        return json.loads(lines[-1]).get("attention") if lines else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def status(app: App) -> int:
@@ -177,6 +192,7 @@ def status(app: App) -> int:
         "good": app.good_releases(),
         "down": (Path(app.layout.maintenance_dir) / f"{app.name}.down").exists(),
         "drift": release_drift(app.releases / live, info_overlays(app, live)) if live else None,
+        "attention": last_attention(app),
     }
     print(json.dumps(info, sort_keys=True))
     return 0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from operations.formats import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
 
-__all__ = ["EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "EXIT_USAGE", "Failure", "Locked", "log"]
+__all__ = [
+    "EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "EXIT_USAGE", "Failure", "Locked", "cause", "log",
+]  # fmt: skip
 
 
 class Failure(Exception):
@@ -22,3 +24,15 @@ class Locked(Failure):
 def log(message: str) -> None:
     """Print one line of progress (stdout, flushed: pyinfra shows it as it comes)."""
     print(message, flush=True)
+
+
+def cause(error: BaseException) -> str:
+    """An unexpected exception as the operator's words (no repr): what failed, on what."""
+    if isinstance(error, Failure):
+        return str(error)
+    if isinstance(error, OSError) and error.strerror:
+        where = error.filename or ""
+        return f"{error.strerror.lower()}" + (f": {where}" if where else "")
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    name = type(error).__name__
+    return f"{text} ({name})" if text else name

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from operations import formats
 from operations.formats import EXIT_FAILED, AuditRecord
-from server import backups, checks, releases, schedulers, shared, uwsgi
+from server import backups, checks, detach, releases, schedulers, shared, uwsgi
 from server.app import App
-from server.errors import Failure, log
+from server.errors import Failure, cause, log
 from server.window import Window
 
 
@@ -47,8 +47,25 @@ def reload(app: App) -> None:
 def go_to(app: App, release: str) -> None:
     """Switch to ``release``, reload, and check its health through nginx (raises Failure)."""
     switch(app, release)
+    detach.pause("rollback-after-switch")  # test-only (server.detach.pause)
     reload(app)
     checks.health_through_nginx(app)
+
+
+def reload_back(app: App, entry: AuditRecord, what: str) -> bool:
+    """The chain reload after a switch back, waited for (bounded by the reload timeout): every
+    worker serves the release that is live again. If that fails, one line says so and the
+    audit record marks the app as needing attention (workers may serve two versions)."""
+    try:
+        reload(app)
+        return True
+    except Exception as error:  # the app must be flagged, whatever broke
+        detach.note_exception(error)
+        entry.attention = f"after {what}, the workers were not all reloaded: {cause(error)}"
+        print(f"{app.name}: ATTENTION: {entry.attention}; check the app and reload uWSGI "
+              "(pyinfra INVENTORY deploys/webserver.py --data webserver_action=reload)",
+              file=sys.stderr)  # fmt: skip
+        return False
 
 
 def unadopt(app: App) -> None:
@@ -103,10 +120,7 @@ def _put_back(app: App, previous: str | None, entry: AuditRecord) -> None:
     else:
         unadopt(app)
         what, note = "putting the app folder back", "; the app folder it adopted is back in place"
-    try:
-        reload(app)
-    except Failure as reload_error:
-        log(f"{app.name}: after {what}: {reload_error}")
+    reload_back(app, entry, what)
     if previous:
         app.record(previous, "live")
     entry.result = (entry.result or "") + note
@@ -127,10 +141,12 @@ def go_live(
     previous = app.live_release()
     switched = False
     window = Window(app)
+    step = "unpack"  # named in the operator's line when something unforeseen breaks
     try:
         if app.options.down:
             window.show_notice()
         release_dir = unpack()
+        detach.pause("after-unpack")  # test-only (server.detach.pause)
         entry.kept_files = list(app.kept)  # the operator's report names them
         legacy = app.legacy_folder()
         if app.options.down or data or legacy:
@@ -139,20 +155,28 @@ def go_live(
             )
             window.open(why)
             schedulers.stop_app_scheduler(app)  # nothing writes while the app is down
+        step = "backup"
         if backup:
             backups.take(app, entry)
+        step = "data"
         if legacy:
             copied = shared.adopt_legacy(app)
             if copied:
                 log(f"{app.name}: copied {', '.join(copied)} of {legacy} into shared/")
         if data:
             data()
+        step = "pre-switch check"
         run_hooks(app, "before_check", release_dir)
+        detach.pause("before-check")  # test-only (server.detach.pause)
         checks.precheck(app, release_dir)
         run_hooks(app, "before_switch", release_dir)
+        step = "switch"
         switch(app, release)
         switched = True
+        detach.pause("after-switch")  # test-only (server.detach.pause)
+        step = "chain reload"
         reload(app)
+        step = "health check"
         checks.health_through_nginx(app)
         run_hooks(app, "after_switch", release_dir)
         app.record(release, "live")
@@ -167,7 +191,8 @@ def go_live(
         return 0
     except Exception as error:  # whatever broke, put back what was live
         if not isinstance(error, Failure):
-            error = Failure(f"{app.name}: {type(error).__name__}: {error}")
+            detach.note_exception(error)  # the traceback stays in the run log
+            error = Failure(f"{app.name}: {step} failed: {cause(error)}")
         entry.result = f"failed: {error}"
         app.record(release, "failed")
         if switched and (previous or app.set_aside):

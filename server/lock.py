@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from operations import formats
@@ -48,18 +49,32 @@ class Lock:
         self.path = base / "lock"
         self.stale: dict | None = None  # the dead holder's info, when this run took it over
 
-    def acquire(self, who: str, version: str) -> None:
+    def acquire(self, who: str, version: str, wait: float = 0) -> None:
         """Take the lock; a lock whose holder is provably dead (gone, or from before a
-        reboot) is taken over and said so; a live or unknown holder refuses with Locked."""
+        reboot) is taken over and said so. A live holder is waited for, up to ``wait``
+        seconds (the run of a controller that lost its connection ends by itself); then, or
+        at once for a holder that cannot be told (an older tool's lock), Locked."""
         self.base.mkdir(parents=True, exist_ok=True)
-        try:
-            self.path.mkdir()
-        except FileExistsError:
-            info = self.info()
-            if holder_alive(info) is not False:
-                raise Locked(f"{self.name}: {self.describe()}") from None
-            log(f"{self.name}: taking over a stale lock ({self.holder()})")
-            self.stale = info
+        deadline = time.monotonic() + wait
+        said = False
+        while True:
+            try:
+                self.path.mkdir()
+                break
+            except FileExistsError:
+                info = self.info()
+                alive = holder_alive(info)
+                if alive is False:
+                    log(f"{self.name}: taking over a stale lock ({self.holder()})")
+                    self.stale = info
+                    break
+                if alive is None or time.monotonic() >= deadline:
+                    raise Locked(f"{self.name}: {self.describe()}") from None
+                if not said:
+                    log(f"{self.name}: waiting up to {wait:g} s for the run holding the lock "
+                        f"({self.holder()}, pid {info.get('pid')})")  # fmt: skip
+                    said = True
+                time.sleep(0.2)
         pid = os.getpid()
         info = {
             "who": who, "since": formats.utc_stamp(), "version": version, "pid": pid,

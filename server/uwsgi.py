@@ -10,6 +10,7 @@ import ssl
 import time
 from pathlib import Path
 
+from server import detach
 from server.errors import Failure
 
 HEALTH_KEY_HEADER = "X-W2p-Health-Key"  # nginx-web2py.conf.j2 maps it; never passed to apps
@@ -24,6 +25,7 @@ def chain_reload(fifo: str, stats: str, timeout: float) -> None:
     before = {w.get("pid") for w in workers(stats)}
     with open(fifo, "w") as f:
         f.write("c")
+    detach.pause("chain-reload")  # test-only (server.detach.pause)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(0.1)

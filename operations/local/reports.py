@@ -35,6 +35,8 @@ def report_lines(host_name: str, app_name: str, backups_dir: str, entry: dict) -
     if entry.get("duration_s") is not None:
         line += f", {entry['duration_s']:.1f} s"
     lines = [line]
+    if entry.get("attention"):
+        lines.append(f"{host_name}: {app_name}: NEEDS ATTENTION: {entry['attention']}")
     if entry.get("kept_files"):
         lines.append(
             f"{host_name}: {app_name}: kept on the server, not in the package (now shared files; "

@@ -32,6 +32,7 @@ def app_record(status: Mapping[str, Any] | None, units: Mapping[str, Mapping[str
         "drift": drift if drifted else {},
         "units": {unit: info.get("ActiveState", "?") for unit, info in sorted(units.items())},
         "known": bool(status),
+        "attention": status.get("attention"),
     }
 
 
@@ -40,7 +41,8 @@ def app_line(host_name: str, app_name: str, record: Mapping[str, Any]) -> str:
     units."""
     if not record["known"]:
         return f"{host_name}: {app_name}: unknown (no release tool or no such app here)"
-    parts = [
+    parts = [f"NEEDS ATTENTION: {record['attention']}"] if record.get("attention") else []
+    parts += [
         f"release {record['live'] or '-'} ({record['version'] or '-'})",
         f"deployed {record['deployed'] or '?'} by {record['by'] or '?'}",
         f"lock: {record['lock'] or 'free'}",

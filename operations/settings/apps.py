@@ -129,6 +129,9 @@ class DeploySettings(Layout):
 
     apps: tuple[AppSettings, ...]
     who: str  # user@controller, for the audit log and the lock
+    # seconds a deploy, rollback or restore waits for a live run holding the app's lock (the
+    # run of a controller that lost its connection carries on to its end on the server)
+    lock_wait: int = 120
 
 
 def app_settings(name: str, raw: Any) -> AppSettings:
@@ -236,6 +239,9 @@ def deploy_settings(data: Any, only: Any = None, require_apps: bool = True) -> D
         **layout_settings(data).layout(),
         apps=tuple(apps),
         who=f"{getpass.getuser()}@{socket.gethostname()}",
+        lock_wait=as_int(
+            "deploy_lock_wait_seconds", value(data, "deploy_lock_wait_seconds"), 0, 3600
+        ),
     )
 
 
