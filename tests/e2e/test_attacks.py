@@ -39,9 +39,6 @@ from .sandboxlib import wait_for
 
 # A deploy of this app takes about 10 s here: a run that can only hang gets this long.
 HANG_BOUND = 30
-TOOL_FIX = pytest.mark.xfail(strict=True, reason="fix lands in server/files.py")
-
-
 @pytest.fixture
 def target(attacked: Target) -> Target:
     """The attacked server, ready for this case (Target.begin)."""
@@ -258,7 +255,6 @@ def test_install_remote_source_needs_https_or_sha256(target):
 
 
 # --- app_deploy and the release tool -----------------------------------------------------------
-@TOOL_FIX
 def test_deploy_fifo_link_to_a_root_file(target):
     """uwsgi.fifo in the app user's run dir made a link to a root file: root wrote 'c' in it."""
     fifo = f"{RUN_DIR}/uwsgi.fifo"
@@ -272,7 +268,6 @@ def test_deploy_fifo_link_to_a_root_file(target):
         wait_unlocked(target)
 
 
-@TOOL_FIX
 def test_deploy_fifo_without_a_reader_does_not_hang(target):
     fifo = f"{RUN_DIR}/uwsgi.fifo"
     assert plant(target, f"mv {fifo} {fifo}.real && mkfifo {fifo}")
@@ -345,7 +340,6 @@ LEAK_RUNS = {
 }
 
 
-@TOOL_FIX
 @pytest.mark.parametrize("how", sorted(LEAK_RUNS))
 def test_backup_never_reads_through_links(target, how, tmp_path):
     """Links in shared data to root-only files and folders: backups took what they point at."""
@@ -411,7 +405,6 @@ def test_deploy_app_link_swapped_for_a_root_folder(target):
         wait_unlocked(target)
 
 
-@TOOL_FIX
 def test_deploy_fifo_in_data_does_not_block_the_backup(target):
     fifo = f"{NOTES_SHARED}/uploads/blocker"
     assert plant(target, f"mkfifo {fifo}")
@@ -429,7 +422,6 @@ def test_deploy_fifo_in_data_does_not_block_the_backup(target):
         healthy(target)
 
 
-@TOOL_FIX
 def test_adoption_of_a_plain_folder_copies_no_links(target):
     """The plain-folder app ``legacy`` (installed by install_web2py) is adopted by its first
     deploy: links its user planted must not bring root's files into shared/ or the backup."""
