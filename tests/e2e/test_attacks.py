@@ -39,6 +39,8 @@ from .sandboxlib import wait_for
 
 # A deploy of this app takes about 10 s here: a run that can only hang gets this long.
 HANG_BOUND = 30
+
+
 @pytest.fixture
 def target(attacked: Target) -> Target:
     """The attacked server, ready for this case (Target.begin)."""
