@@ -67,11 +67,13 @@ def serve_check(app: App, shadow: Path, release: str) -> None:
     its answer to the health path: a release that fails to import never serves a request."""
     # The socket and the log in a root-only folder (mkdtemp: 0700), not in the shadow tree:
     # the app user writes there (its models ran in it with migrate) and could plant a link
-    # where root creates or opens a file. uWSGI binds the socket before it drops to --uid.
+    # where root creates or opens a file. --shared-socket: uWSGI binds it before it drops to
+    # --uid (an --http-socket is bound after, as the app user, who cannot write here).
     private = Path(tempfile.mkdtemp(prefix=".check-", dir=app.base))
     sock = private / "check.sock"
     command = [
-        app.layout.uwsgi, "--plugins", "python3", "--http-socket", str(sock),
+        app.layout.uwsgi, "--plugins", "python3",
+        "--shared-socket", str(sock), "--http-socket", "=0",
         "--chdir", str(shadow), "--module", "wsgihandler:application",
         "--processes", "1", "--need-app", "--uid", str(app.uid), "--gid", str(app.gid),
         "--chmod-socket=600", "--disable-logging",

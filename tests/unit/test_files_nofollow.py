@@ -251,8 +251,9 @@ def test_serve_check_socket_and_log_are_in_a_root_only_folder(layout, tmp_path, 
 
     class Proc:
         def __init__(self, command, stdout, stderr):
-            sock = Path(command[command.index("--http-socket") + 1])
+            sock = Path(command[command.index("--shared-socket") + 1])
             st = sock.parent.lstat()
+            assert command[command.index("--http-socket") + 1] == "=0"
             seen.update(sock=sock, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid)
             seen["log"] = Path(os.readlink(f"/proc/self/fd/{stdout.fileno()}"))
 
