@@ -3,8 +3,8 @@ ordinary deploys run. Each case asserts that root-owned victims keep their bytes
 that the root-only secret's marker reached no backup and no ``www-data``-readable file, that no
 run hung (every run is bounded) and that each run succeeded safely or failed with one clear line.
 
-Cases whose fix belongs in the server-side release tool are marked ``xfail(strict=True)``: they
-fail today, and the day the tool is fixed they pass and the mark must go.
+The release tool's cases (the uWSGI FIFO, backups, adoption) used to be ``xfail(strict=True)``:
+server/files.py's descriptor walk and checked FIFO write fixed them, and the marks went.
 """
 
 from __future__ import annotations
