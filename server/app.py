@@ -115,5 +115,9 @@ class App:
         entry.app, entry.host = self.name, socket.gethostname()
         if self.lock.stale:
             entry.took_over_lock_of = {k: self.lock.stale.get(k) for k in ("who", "since", "pid")}
-        with open(self.base / "audit.jsonl", "a") as f:
+        # root's alone (0600): records hold hook output, backup names and who ran what
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.base / "audit.jsonl", flags, 0o600)
+        os.fchmod(fd, 0o600)  # an older, 0644 log too
+        with os.fdopen(fd, "a") as f:
             f.write(json.dumps(entry.to_dict(), sort_keys=True) + "\n")

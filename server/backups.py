@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
-import tempfile
+import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from operations import formats
 from operations.formats import AuditRecord
 from server.app import App
 from server.errors import Failure, log
-from server.files import chown_tree, safe_member, walk_files
+from server.files import (
+    chown_tree,
+    open_dir_below,
+    read_regular,
+    regular_files,
+    regular_files_fd,
+    safe_member,
+    skipped_line,
+)
+
+SHARED_FILES_DIR = "files"  # shared/files: the app's shared files (server.shared)
 
 
 def _zips(app: App) -> list[Path]:
@@ -21,10 +35,39 @@ def _zips(app: App) -> list[Path]:
     return sorted(backups.glob(f"{app.name}.*.zip"), key=lambda p: p.stat().st_mtime)
 
 
+def _sources(app: App) -> list[tuple[str, int]]:
+    """(prefix in the zip, open folder) of what a backup holds: the live release (root's)
+    and the shared data folders the tool linked into it, or a plain app folder. Each is
+    opened without following a link: the app user may have replaced any of them."""
+    opened: list[tuple[str, int]] = []
+    release = app.live_release()
+    try:
+        if release:
+            opened.append(("", open_dir_below(app.releases, release)))
+            for data in app.data_dirs:
+                if data in SCRATCH:
+                    continue
+                try:
+                    opened.append((f"{data}/", open_dir_below(app.shared, data)))
+                except OSError:
+                    continue  # no such data folder (or not a folder: never followed)
+        elif app.legacy_folder():
+            opened.append(("", open_dir_below(app.web2py_link.parent, app.name)))
+    except OSError:
+        for _, fd in opened:
+            os.close(fd)
+        return []
+    return opened
+
+
 def backup(app: App) -> str | None:
-    """Zip the live app (code and data) to BACKUPS/APP.<stamp>.zip with a .sha256."""
-    source = app.web2py_link
-    if not source.exists():
+    """Zip the live app (code and data) to BACKUPS/APP.<stamp>.zip with a .sha256.
+
+    Everything is read by descriptor from folders opened without following links: regular
+    files only; links, FIFOs, sockets and devices the app user planted are skipped and
+    reported in one line (a FIFO never blocks the backup, a link never brings root's files)."""
+    sources = _sources(app)
+    if not sources:
         return None
     backups = Path(app.layout.backups_dir)
     backups.mkdir(parents=True, exist_ok=True)
@@ -38,28 +81,85 @@ def backup(app: App) -> str | None:
         except FileExistsError:
             n += 1
             name = f"{app.name}.{stamp}-{n}.zip"
-    with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
-        root = source.resolve()
-        for path in sorted(walk_files(root)):
-            rel = path.relative_to(root)
-            if rel.parts and rel.parts[0] in ("sessions", "cache"):
-                continue  # runtime scratch, not worth restoring
-            if path.name.endswith(SQLITE_SIDECARS) and is_sqlite(
-                path.with_name(path.name.rsplit("-", 1)[0])
-            ):
-                continue  # the database's snapshot holds what it committed
-            arcname = f"{app.name}/{rel.as_posix()}"
-            try:
-                if is_sqlite(path):
-                    write_sqlite_snapshot(zf, path, arcname, backups)
-                else:
-                    zf.write(path, arcname)
-            except FileNotFoundError:
-                continue  # removed by the app while we walked (a temp file, a deleted upload)
+    skipped: list[str] = []
+    try:
+        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+            for prefix, top in sources:
+                _zip_tree(app, zf, top, prefix, skipped, backups)
+    finally:
+        for _, top in sources:
+            os.close(top)
+    if skipped:
+        log(skipped_line(f"{app.name}: backup", skipped))
     digest = formats.sha256_file(backups / name)
     (backups / f"{name}.sha256").write_text(f"{digest}  {name}\n")
     prune(app)
     return name
+
+
+def _zip_tree(
+    app: App, zf: zipfile.ZipFile, top: int, prefix: str, skipped: list[str], scratch: Path
+) -> None:
+    """Zip the regular files below the open folder ``top`` as APP/<prefix><path>."""
+    shared_links = prefix == "" and app.live_release() is not None
+    files = list_shared_links(app, top) if shared_links else {}
+    walk_skipped: list[str] = []
+    for rel, fd, st in regular_files_fd(top, walk_skipped, prefix):
+        if rel.split("/", 1)[0] in SCRATCH:
+            continue  # runtime scratch, not worth restoring
+        if rel.endswith(SQLITE_SIDECARS):
+            continue  # the database's snapshot holds what it committed
+        _zip_fd(zf, fd, st, f"{app.name}/{rel}", scratch)
+    for entry in walk_skipped:
+        rel = entry.rsplit(" (", 1)[0]
+        if rel.split("/", 1)[0] in SCRATCH or rel.endswith(SQLITE_SIDECARS):
+            continue
+        if shared_links and (rel in files or rel.split("/", 1)[0] in app.data_dirs):
+            continue  # the tool's own links: their targets are zipped from shared/
+        skipped.append(entry)
+    for rel in sorted(files):
+        found = read_regular(app.shared / SHARED_FILES_DIR, rel, rel)
+        if found is not None:
+            info = zipfile.ZipInfo(f"{app.name}/{rel}", time.localtime()[:6])
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, found[0])
+
+
+def list_shared_links(app: App, release_fd: int) -> dict[str, str]:
+    """The release's links into shared/files, as :func:`link_shared_files` made them
+    (relative path -> link text); any other link is not the tool's and is not followed."""
+    files_dir = app.shared / SHARED_FILES_DIR
+    found: dict[str, str] = {}
+    release = app.releases / (app.live_release() or "")
+    for rel in regular_files(files_dir) if files_dir.is_dir() else []:
+        link = release / rel
+        try:
+            text = os.readlink(rel, dir_fd=release_fd)
+        except OSError:
+            continue
+        if text == os.path.relpath(files_dir / rel, link.parent):
+            found[rel] = text
+    return found
+
+
+def _zip_fd(zf: zipfile.ZipFile, fd: int, st: os.stat_result, arcname: str, scratch: Path) -> None:
+    """Zip the open regular file ``fd``; an SQLite database as a consistent snapshot."""
+    info = zipfile.ZipInfo(arcname, time.localtime(st.st_mtime)[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = (st.st_mode & 0xFFFF) << 16
+    with os.fdopen(fd, "rb", closefd=False) as f:
+        is_db = f.read(16) == SQLITE_MAGIC
+        f.seek(0)
+        if is_db:
+            with sqlite_read_lock(fd):
+                _copy(f, zf, info)
+        else:
+            _copy(f, zf, info)
+
+
+def _copy(f: BinaryIO, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    with zf.open(info, "w") as out:
+        shutil.copyfileobj(f, out, 1 << 20)
 
 
 def prune(app: App, dry_run: bool = False) -> list[Path]:
@@ -140,48 +240,30 @@ def take(app: App, entry: AuditRecord) -> None:
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 SQLITE_SIDECARS = ("-journal", "-wal", "-shm")
+SCRATCH = ("sessions", "cache")
+SQLITE_SHARED_FIRST = 0x40000000 + 2  # SQLite's lock bytes: PENDING_BYTE + 2 ...
+SQLITE_SHARED_SIZE = 510  # ... for 510 bytes: a read lock there holds writers off
 
 
-def is_sqlite(path: Path) -> bool:
-    """True when ``path`` is an SQLite database (by its header)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(16) == SQLITE_MAGIC
-    except OSError:
-        return False
+@contextlib.contextmanager
+def sqlite_read_lock(fd: int, timeout: float = 30) -> Iterator[None]:
+    """Hold SQLite's own shared lock on the open database ``fd`` while it is copied.
 
-
-def write_sqlite_snapshot(zf: zipfile.ZipFile, path: Path, arcname: str, scratch: Path) -> None:
-    """Zip a consistent copy of a live SQLite database (web2py's default storage.sqlite).
-
-    Copying the file while the app writes can catch half a transaction; SQLite's online backup
-    copies it in one step under a read lock (writers wait, up to the busy timeout), so the
-    snapshot is a committed state and its journal is not needed. If SQLite cannot (a database
-    in WAL mode without its -shm, an odd file), the plain copy is the fallback."""
-    try:
-        import sqlite3  # here: only servers with SQLite apps need the module
-    except ImportError:
-        zf.write(path, arcname)
-        return
-    fd, temp = tempfile.mkstemp(prefix=".sqlite-snapshot-", dir=scratch)
-    os.close(fd)
-    try:
+    Copying the file while the app writes can catch half a transaction; with SQLite's
+    shared lock held (the byte range its readers lock), no writer commits until the copy is
+    done, so the copy is a committed state, taken from the descriptor already checked (never
+    reopened by path). A lock not had within ``timeout`` (a long writer) copies as is."""
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-            try:
-                target = sqlite3.connect(temp)
-                try:
-                    source.backup(target)
-                finally:
-                    target.close()
-            finally:
-                source.close()
-        except sqlite3.Error:
-            zf.write(path, arcname)
-            return
-        info = zipfile.ZipInfo.from_file(path, arcname)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        with open(temp, "rb") as snapshot, zf.open(info, "w") as out:
-            shutil.copyfileobj(snapshot, out, 1 << 20)
+            fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, SQLITE_SHARED_SIZE, SQLITE_SHARED_FIRST)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                yield
+                return
+            time.sleep(0.05)
+    try:
+        yield
     finally:
-        os.unlink(temp)
+        fcntl.lockf(fd, fcntl.LOCK_UN, SQLITE_SHARED_SIZE, SQLITE_SHARED_FIRST)

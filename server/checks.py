@@ -65,18 +65,23 @@ def migrate(app: App, shadow: Path) -> None:
 def serve_check(app: App, shadow: Path, release: str) -> None:
     """Serve the release in ``shadow`` from a throwaway uWSGI on a private socket and judge
     its answer to the health path: a release that fails to import never serves a request."""
-    sock = shadow / "check.sock"
+    # The socket and the log in a root-only folder (mkdtemp: 0700), not in the shadow tree:
+    # the app user writes there (its models ran in it with migrate) and could plant a link
+    # where root creates or opens a file. --shared-socket: uWSGI binds it before it drops to
+    # --uid (an --http-socket is bound after, as the app user, who cannot write here).
+    private = Path(tempfile.mkdtemp(prefix=".check-", dir=app.base))
+    sock = private / "check.sock"
     command = [
-        app.layout.uwsgi, "--plugins", "python3", "--http-socket", str(sock),
+        app.layout.uwsgi, "--plugins", "python3",
+        "--shared-socket", str(sock), "--http-socket", "=0",
         "--chdir", str(shadow), "--module", "wsgihandler:application",
         "--processes", "1", "--need-app", "--uid", str(app.uid), "--gid", str(app.gid),
         "--chmod-socket=600", "--disable-logging",
     ]  # fmt: skip
     # One process, no master: it is thrown away with SIGKILL after one request (a graceful
     # uWSGI shutdown takes about a second, a third of a whole deploy's server time).
-    # Its log is root's, outside the shadow tree (which the app user may write in).
-    fd, log_name = tempfile.mkstemp(prefix=".check-log-", dir=app.base)
-    log_path = Path(log_name)
+    log_path = private / "uwsgi.log"
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
 
@@ -112,7 +117,7 @@ def serve_check(app: App, shadow: Path, release: str) -> None:
     finally:
         proc.kill()
         proc.wait()
-        log_path.unlink(missing_ok=True)
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def judge(app: App, what: str, status: int, body: bytes) -> None:

@@ -256,7 +256,7 @@ def cleanup(app: App, options: CleanupOptions) -> int:
 
 def reload(layout: Layout, timeout: float = 60) -> int:
     """uWSGI's chain reload (systemctl reload web2py-uwsgi runs this)."""
-    uwsgi.chain_reload(layout.fifo, layout.stats, timeout)
+    uwsgi.chain_reload(layout.fifo, layout.stats, timeout, layout.user)
     log("uWSGI chain reload complete")
     return 0
 

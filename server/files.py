@@ -8,11 +8,16 @@ a file planted by the app user can never make root read, write or delete somethi
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from server.errors import Failure
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# O_NONBLOCK: a FIFO swapped in between the lstat and the open never blocks the open
+FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
 
 def safe_member(name: str, prefix: str) -> bool:
@@ -161,16 +166,104 @@ def remove_old_scratch_files(shared: Path, folders: Iterable[str], cutoff: float
     return removed
 
 
-def walk_files(root: Path) -> Iterator[Path]:
-    """Every file under ``root``, links followed (a release reaches its data through them)."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames.sort()
-        for name in filenames:
-            yield Path(dirpath) / name
-
-
 def chown_tree(top: Path, uid: int, gid: int) -> None:
     """Give ``top`` and everything below it (links themselves excepted) to ``uid:gid``."""
     for path in [top, *top.rglob("*")]:
         if not path.is_symlink():
             os.chown(path, uid, gid)
+
+
+def open_dir_below(base: Path, rel: str) -> int:
+    """A descriptor of the folder ``base/rel``, reached without following a link at any
+    step (``rel`` itself included). Raises OSError (ELOOP/ENOTDIR for a link or a file)."""
+    dir_fd, name = _open_below(base, rel)
+    try:
+        return os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def kind(mode: int) -> str:
+    """What a file that is not a regular file or folder is, as reports name it."""
+    for test, name in (
+        (stat.S_ISLNK, "link"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "device"),
+        (stat.S_ISBLK, "device"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def regular_files_fd(
+    top_fd: int, skipped: list[str], prefix: str = ""
+) -> Iterator[tuple[str, int, os.stat_result]]:
+    """(relative path, open descriptor, fstat) of every regular file below the open folder
+    ``top_fd``, sorted, walked by descriptor: links are never followed, FIFOs, sockets and
+    devices never opened. Each of those is added to ``skipped`` ("path (kind)"). A descriptor
+    is valid until the next item; ``top_fd`` stays open (the caller's)."""
+    with os.scandir(top_fd) as it:
+        entries = sorted(e.name for e in it)
+    for name in entries:
+        rel = f"{prefix}{name}"
+        try:
+            st = os.stat(name, dir_fd=top_fd, follow_symlinks=False)
+        except OSError:
+            continue  # gone while we walked
+        if stat.S_ISDIR(st.st_mode):
+            try:
+                sub = os.open(name, DIR_FLAGS, dir_fd=top_fd)
+            except OSError:
+                skipped.append(f"{rel} (changed while read)")
+                continue
+            try:
+                yield from regular_files_fd(sub, skipped, f"{rel}/")
+            finally:
+                os.close(sub)
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            skipped.append(f"{rel} ({kind(st.st_mode)})")
+            continue
+        try:
+            fd = os.open(name, FILE_FLAGS, dir_fd=top_fd)
+        except OSError:
+            skipped.append(f"{rel} (changed while read)")
+            continue
+        try:
+            fst = os.fstat(fd)
+            if not stat.S_ISREG(fst.st_mode):
+                skipped.append(f"{rel} ({kind(fst.st_mode)})")
+                continue
+            yield rel, fd, fst
+        finally:
+            os.close(fd)
+
+
+def copy_tree_fd(src_fd: int, dest: Path, skipped: list[str]) -> int:
+    """Copy the regular files below the open folder ``src_fd`` into the new folder ``dest``
+    (made here, root's, 0700 until the caller hands it over), folders as needed; links and
+    special files are skipped and listed in ``skipped``. Returns the number of files copied."""
+    dest.mkdir(mode=0o700)
+    count = 0
+    for rel, fd, st in regular_files_fd(src_fd, skipped):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(out, "wb") as w, os.fdopen(fd, "rb", closefd=False) as r:
+            shutil.copyfileobj(r, w, 1 << 20)
+            os.fchmod(w.fileno(), stat.S_IMODE(st.st_mode) & 0o770)
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+        count += 1
+    return count
+
+
+def skipped_line(what: str, skipped: list[str], limit: int = 10) -> str:
+    """One line naming what a walk skipped (the first ``limit`` of them)."""
+    more = f" and {len(skipped) - limit} more" if len(skipped) > limit else ""
+    return (
+        f"{what} skipped {len(skipped)} links or special files: "
+        + ", ".join(skipped[:limit])
+        + more
+    )

@@ -10,11 +10,13 @@ from operations.formats import APPCONFIG, MASKED_APPCONFIG
 from server.app import App
 from server.errors import log
 from server.files import (
-    chown_tree,
+    copy_tree_fd,
     lexists_below,
     make_root_dir,
+    open_dir_below,
     read_regular,
     regular_files,
+    skipped_line,
     write_root_file,
 )
 
@@ -51,11 +53,7 @@ def seed_shared(app: App, staging: Path) -> None:
         shared = app.shared / data
         if shared.exists() or (legacy and (legacy / data).is_dir()):
             continue
-        seed = staging / data
-        if seed.is_dir() and not seed.is_symlink():
-            shutil.copytree(seed, shared, symlinks=True)
-            chown_tree(shared, app.uid, app.gid)
-        else:
+        if not copy_data_dir(app, staging, data, "the package"):
             shared.mkdir()
     fix_shared_modes(app)
 
@@ -179,12 +177,37 @@ def adopt_legacy(app: App) -> list[str]:
     legacy, copied = app.legacy_folder(), []
     for data in app.data_dirs if legacy else ():
         shared = app.shared / data
-        if not shared.exists() and (legacy / data).is_dir():
-            shutil.copytree(legacy / data, shared, symlinks=True)
-            chown_tree(shared, app.uid, app.gid)
+        if not shared.exists() and copy_data_dir(app, legacy, data, f"the app folder {legacy}"):
             copied.append(data)
     fix_shared_modes(app)
     return copied
+
+
+def copy_data_dir(app: App, source: Path, data: str, label: str) -> bool:
+    """Copy the data folder ``source/data`` into shared/<data> (False when there is none).
+
+    The source may be the app user's (a plain app folder): it is walked by descriptor, regular
+    files only; links and special files are skipped and reported, never followed or opened.
+    The copy is made in a root-only folder and handed to the app user once complete."""
+    try:
+        src_fd = open_dir_below(source, data)
+    except OSError:
+        return False  # none, or a link or a file in its place: never followed
+    app.shared.mkdir(parents=True, exist_ok=True)
+    temp = app.shared / f".{data}.copy-{os.getpid()}"
+    shutil.rmtree(temp, ignore_errors=True)
+    skipped: list[str] = []
+    try:
+        copy_tree_fd(src_fd, temp, skipped)
+    finally:
+        os.close(src_fd)
+    # the app user gets the folder last: until then it cannot reach what is being handed over
+    for path in [*sorted(temp.rglob("*"), reverse=True), temp]:
+        os.chown(path, app.uid, app.gid, follow_symlinks=False)
+    os.rename(temp, app.shared / data)
+    if skipped:
+        log(skipped_line(f"{app.name}: copy of {data}/ from {label}", skipped))
+    return True
 
 
 def fix_shared_modes(app: App) -> None:

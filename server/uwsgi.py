@@ -3,10 +3,14 @@ socket, and HTTP over a unix socket (or to nginx) for checks."""
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
+import os
+import pwd
 import socket
 import ssl
+import stat
 import time
 from pathlib import Path
 
@@ -16,15 +20,18 @@ from server.errors import Failure
 HEALTH_KEY_HEADER = "X-W2p-Health-Key"  # nginx-web2py.conf.j2 maps it; never passed to apps
 
 
-def chain_reload(fifo: str, stats: str, timeout: float) -> None:
+def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None) -> None:
     """FIFO 'c': uWSGI replaces workers one at a time; return once none of the old is left.
 
     Waiting matters beyond deploys: a stop that arrives in the middle of a chain reload hangs
     uWSGI 2.0 until systemd kills it, so `systemctl reload` (ExecReload) waits here too.
+    The FIFO and the stats socket are in a folder the uWSGI user (``user``; by default the
+    folder's owner) writes: both are checked before use (see :func:`write_fifo`).
     """
+    uid = pwd.getpwnam(user).pw_uid if user else os.lstat(os.path.dirname(fifo) or ".").st_uid
+    check_socket(stats, uid)
     before = {w.get("pid") for w in workers(stats)}
-    with open(fifo, "w") as f:
-        f.write("c")
+    write_fifo(fifo, b"c", uid)
     detach.pause("chain-reload")  # test-only (server.detach.pause)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -35,6 +42,41 @@ def chain_reload(fifo: str, stats: str, timeout: float) -> None:
         ):
             return
     raise Failure(f"uWSGI workers were not all replaced within {timeout}s")
+
+
+def write_fifo(path: str, data: bytes, uid: int) -> None:
+    """Write ``data`` to the FIFO ``path`` owned by ``uid``, never blocking, never through a
+    link: a link, a regular file, another owner's FIFO or one nobody reads fails in one line."""
+    flags = os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
+    try:
+        fd = os.open(path, flags)
+    except OSError as error:
+        why = {
+            errno.ELOOP: "is a symbolic link: refused",
+            errno.ENXIO: "has no reader (is uWSGI running?)",
+            errno.ENOENT: "does not exist (is uWSGI running?)",
+        }.get(error.errno, f"cannot be opened: {error.strerror}")
+        raise Failure(f"uWSGI master FIFO {path} {why}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISFIFO(st.st_mode) or st.st_uid != uid:
+            raise Failure(f"uWSGI master FIFO {path} is not a FIFO of uid {uid}: refused")
+        try:
+            os.write(fd, data)
+        except BlockingIOError:
+            raise Failure(f"uWSGI master FIFO {path} is full (uWSGI not reading?)") from None
+    finally:
+        os.close(fd)
+
+
+def check_socket(path: str, uid: int) -> None:
+    """Refuse ``path`` unless it is a unix socket owned by ``uid`` (not followed if a link)."""
+    try:
+        st = os.lstat(path)
+    except OSError as error:
+        raise Failure(f"uWSGI stats socket {path}: {error.strerror} (is uWSGI running?)") from None
+    if not stat.S_ISSOCK(st.st_mode) or st.st_uid != uid:
+        raise Failure(f"uWSGI stats socket {path} is not a socket of uid {uid}: refused")
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

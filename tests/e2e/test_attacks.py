@@ -3,8 +3,8 @@ ordinary deploys run. Each case asserts that root-owned victims keep their bytes
 that the root-only secret's marker reached no backup and no ``www-data``-readable file, that no
 run hung (every run is bounded) and that each run succeeded safely or failed with one clear line.
 
-Cases whose fix belongs in the server-side release tool are marked ``xfail(strict=True)``: they
-fail today, and the day the tool is fixed they pass and the mark must go.
+The release tool's cases (the uWSGI FIFO, backups, adoption) used to be ``xfail(strict=True)``:
+server/files.py's descriptor walk and checked FIFO write fixed them, and the marks went.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ from .sandboxlib import wait_for
 
 # A deploy of this app takes about 10 s here: a run that can only hang gets this long.
 HANG_BOUND = 30
-TOOL_FIX = pytest.mark.xfail(strict=True, reason="fix lands in server/files.py")
 
 
 @pytest.fixture
@@ -258,7 +257,6 @@ def test_install_remote_source_needs_https_or_sha256(target):
 
 
 # --- app_deploy and the release tool -----------------------------------------------------------
-@TOOL_FIX
 def test_deploy_fifo_link_to_a_root_file(target):
     """uwsgi.fifo in the app user's run dir made a link to a root file: root wrote 'c' in it."""
     fifo = f"{RUN_DIR}/uwsgi.fifo"
@@ -272,7 +270,6 @@ def test_deploy_fifo_link_to_a_root_file(target):
         wait_unlocked(target)
 
 
-@TOOL_FIX
 def test_deploy_fifo_without_a_reader_does_not_hang(target):
     fifo = f"{RUN_DIR}/uwsgi.fifo"
     assert plant(target, f"mv {fifo} {fifo}.real && mkfifo {fifo}")
@@ -345,7 +342,6 @@ LEAK_RUNS = {
 }
 
 
-@TOOL_FIX
 @pytest.mark.parametrize("how", sorted(LEAK_RUNS))
 def test_backup_never_reads_through_links(target, how, tmp_path):
     """Links in shared data to root-only files and folders: backups took what they point at."""
@@ -411,7 +407,6 @@ def test_deploy_app_link_swapped_for_a_root_folder(target):
         wait_unlocked(target)
 
 
-@TOOL_FIX
 def test_deploy_fifo_in_data_does_not_block_the_backup(target):
     fifo = f"{NOTES_SHARED}/uploads/blocker"
     assert plant(target, f"mkfifo {fifo}")
@@ -429,7 +424,6 @@ def test_deploy_fifo_in_data_does_not_block_the_backup(target):
         healthy(target)
 
 
-@TOOL_FIX
 def test_adoption_of_a_plain_folder_copies_no_links(target):
     """The plain-folder app ``legacy`` (installed by install_web2py) is adopted by its first
     deploy: links its user planted must not bring root's files into shared/ or the backup."""

@@ -1,6 +1,9 @@
 """Each of the release tool's subcommands, called as a function on a layout under tmp_path."""
 
 import json
+import os
+import pwd
+import socket
 from pathlib import Path
 
 import pytest
@@ -156,16 +159,26 @@ def test_unlock_removes_a_dead_holders_lock(layout):
 
 
 def test_reload_waits_until_every_worker_is_new(layout, tmp_path, monkeypatch):
-    fifo = tmp_path / "fifo"
-    fifo.touch()
+    fifo, stats = tmp_path / "fifo", tmp_path / "stats.sock"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # uWSGI's master reads it
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(stats))
+    uid = pwd.getpwnam("www-data").pw_uid
+    for path in (fifo, stats):
+        os.chown(path, uid, -1)  # both are the uWSGI user's
     seen = iter([[{"pid": 1, "status": "idle"}], [{"pid": 1, "status": "idle"}]])
     monkeypatch.setattr(uwsgi, "workers", lambda stats: next(seen, [{"pid": 2, "status": "idle"}]))
-    reload_layout = Layout(apps_dir="", web2py_root="", fifo=str(fifo), stats="unused")
-    assert commands.reload(reload_layout, timeout=5) == 0
-    assert fifo.read_text() == "c"  # uWSGI's master FIFO: chain reload
-    monkeypatch.setattr(uwsgi, "workers", lambda stats: [{"pid": 1, "status": "idle"}])
-    with pytest.raises(Failure, match="not all replaced within 0.3s"):
-        commands.reload(reload_layout, timeout=0.3)
+    reload_layout = Layout(apps_dir="", web2py_root="", fifo=str(fifo), stats=str(stats))
+    try:
+        assert commands.reload(reload_layout, timeout=5) == 0
+        assert os.read(reader, 10) == b"c"  # uWSGI's master FIFO: chain reload
+        monkeypatch.setattr(uwsgi, "workers", lambda stats: [{"pid": 1, "status": "idle"}])
+        with pytest.raises(Failure, match="not all replaced within 0.3s"):
+            commands.reload(reload_layout, timeout=0.3)
+    finally:
+        listener.close()
+        os.close(reader)
 
 
 def test_backup_writes_a_verified_zip_and_releases_the_lock(layout, tmp_path, capsys):

@@ -275,14 +275,23 @@ def test_backup_snapshots_a_live_sqlite_database_and_skips_vanished_files(app, m
     (db.parent / "storage.sqlite-journal").write_bytes(b"half a transaction")
     gone = db.parent / "gone.table"
     gone.write_text("x")
-    real_write = zipfile.ZipFile.write
+    real_scandir = os.scandir
 
-    def write(self, filename, arcname=None, *args, **kwargs):
-        if Path(filename) == gone:
-            gone.unlink()  # the app removes it between the walk and the read
-        return real_write(self, filename, arcname, *args, **kwargs)
+    class Listing(list):
+        def __enter__(self):
+            return self
 
-    monkeypatch.setattr(zipfile.ZipFile, "write", write)
+        def __exit__(self, *exc):
+            return False
+
+    def scandir(fd):
+        with real_scandir(fd) as it:
+            entries = Listing(it)
+        if gone.exists() and "gone.table" in [e.name for e in entries]:
+            gone.unlink()  # the app removes it between the listing and the read
+        return entries
+
+    monkeypatch.setattr(os, "scandir", scandir)
     name = backups.backup(app)
     writer.rollback()
     writer.close()
