@@ -62,7 +62,7 @@ def _check_flags() -> argparse.ArgumentParser:
     p.add_argument("--hook-timeout", type=float, default=300)
     p.add_argument("--settle", type=float, default=SCHEDULER_SETTLE)
     # how long to wait for a live run holding the lock (a run whose controller died)
-    p.add_argument("--lock-wait", type=float, default=120)
+    p.add_argument("--lock-wait", type=float, default=0)  # the controller passes its data's
     return p
 
 
@@ -200,7 +200,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as usage:  # argparse printed why
         return EXIT_USAGE if usage.code else 0
-    names = args.app if isinstance(args.app, list) else [getattr(args, "app", "") or "_"]
+    given = getattr(args, "app", None)  # reload has none; watch takes several
+    names = given if isinstance(given, list) else ([given] if given else [])
     if not all(APP_NAME.fullmatch(name) for name in names):
         print(f"{args.command}: --app {' '.join(names)!r}: not an app name", file=sys.stderr)
         return EXIT_USAGE

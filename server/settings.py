@@ -34,7 +34,7 @@ class Options:
     checks: Checks = field(default_factory=Checks)
     check_timeout: float = 30
     reload_timeout: float = 60
-    lock_wait: float = 120  # wait this long for a live run that holds the lock
+    lock_wait: float = 0  # wait this long for a live run that holds the lock (deploys pass it)
     hook_timeout: float = 300
     migrate: bool = False
     appconfig: str = ""  # the rendered appconfig.ini, staged root-only ("": none)

@@ -12,7 +12,7 @@ import os
 import shlex
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ..local.app_files import (
     recorded_settings,
     render_appconfig,
 )
-from .defaults import value
+from .defaults import default, value
 from .layout import Layout, layout_settings
 from .maintenance import DEFAULT_MESSAGES, MAX_RETRY_AFTER
 from .validators import (
@@ -131,7 +131,7 @@ class DeploySettings(Layout):
     who: str  # user@controller, for the audit log and the lock
     # seconds a deploy, rollback or restore waits for a live run holding the app's lock (the
     # run of a controller that lost its connection carries on to its end on the server)
-    lock_wait: int = 120
+    lock_wait: int = field(default_factory=lambda: default("deploy_lock_wait_seconds"))
 
 
 def app_settings(name: str, raw: Any) -> AppSettings:

@@ -1,7 +1,7 @@
 """The attack suite's server and checks: a compromised app (``www-data``) plants traps, root's
 ordinary deploys run, and nothing of root's may change or leak.
 
-One sandbox server (``w2pk-1``) is installed once per session and shared by
+One sandbox server (``w2pa-1``) is installed once per session and shared by
 ``test_attacks.py`` and ``test_writable_paths.py``. Root-owned victims are (re)written before each
 case with known bytes, owner and mode; :meth:`Target.check` then proves them unchanged, that the
 root-only secret's marker reached no backup and no ``www-data``-readable file, and that nothing
@@ -22,7 +22,7 @@ import pytest
 
 from .sandboxlib import ROOT, Run, Server, pyinfra, sandbox_down, sandbox_up
 
-PREFIX = "w2pk"
+PREFIX = "w2pa"  # its own: w2pk is test_schedulers'
 WEB2PY = "/home/www-data/web2py"
 APPS_DIR = "/srv/web2py-apps"
 BACKUPS = "/var/backups/web2py"

@@ -30,8 +30,9 @@ def server(installed):
 
 
 def zips(server) -> list[str]:
+    """The app's backups (other tests leave other apps' backups in the same folder)."""
     listing = server.run(f"ls -1 {BACKUPS} 2>/dev/null || true").split()
-    return sorted(n for n in listing if n.endswith(".zip"))
+    return sorted(n for n in listing if n.startswith("notes.") and n.endswith(".zip"))
 
 
 def backup(server, **data: str):
@@ -81,7 +82,7 @@ def test_backups_beyond_retention_go_oldest_first(server):
     kept = sorted(n for n in after if n.startswith("notes.2020"))
     # ten kept: the new one, ours, and the newest of the seeded ones
     assert kept == [f"notes.2020010{i}T000000Z.zip" for i in range(1 + len(ours), 10)]
-    leftover = server.run(f"ls {BACKUPS} | grep -c 'sha256$'").strip()
+    leftover = server.run(f"ls {BACKUPS} | grep -c '^notes\\..*sha256$'").strip()
     assert leftover == "10"
 
 

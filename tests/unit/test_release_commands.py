@@ -261,3 +261,12 @@ def test_the_layout_file_round_trips_and_refuses_what_it_does_not_know(layout, t
     del record["uwsgi"]
     with pytest.raises(ValueError, match=r"missing keys \['uwsgi'\]"):
         Layout.from_json(json.dumps(record))
+
+
+def test_main_reload_and_watch_check_their_arguments(tmp_path, capsys):
+    # reload takes no app (the units' ExecReload): it reaches the layout, never an app check
+    missing = str(tmp_path / "no-release.json")
+    assert cli.main(["reload", "--layout", missing]) == 1
+    assert "no-release.json is missing" in capsys.readouterr().err
+    assert cli.main(["watch", "--layout", missing, "--seconds", "1", "--app", "bad-name"]) == 2
+    assert "not an app name" in capsys.readouterr().err
