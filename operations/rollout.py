@@ -30,7 +30,7 @@ from pyinfra.context import state
 
 from .facts.releases import LastAudit
 from .formats import AuditRecord, layout_path
-from .local.notify import notify
+from .local.notify import notify, notify_started
 from .local.rollout import Rollout, Watch, plan_batches
 from .release_tool import REMOTE_PATH
 from .releases import rollback
@@ -136,6 +136,14 @@ def _record(run: Rollout, app_name: str, apps_dir: str, result: str) -> bool:
     run.finish_host(host.name, result, sum(
         info.get("seconds") or 0 for info in run.outcomes[host.name].apps.values()
     ))  # fmt: skip
+    settings = run.settings  # type: ignore[attr-defined]
+    if result == "updated" and settings.webhook_url and run.announce():
+        batches = [list(batch) for batch in run.batches]
+        why = notify_started(
+            settings.webhook_url, settings.webhook_token_env, "deploy", batches, host.name
+        )
+        if why:
+            logger.warning(f"fleet: {why}")
     return True
 
 

@@ -50,6 +50,17 @@ def headline(event: str, summary: Mapping[str, Any]) -> str:
     return f"pyinfra-web2py {event} finished on {len(hosts)} hosts ({tally})"
 
 
+def started(event: str, batches: list[list[str]], first_host: str) -> dict[str, Any]:
+    """The JSON body posted when a run's first host went live (``event`` "deploy started")."""
+    hosts = sum(len(batch) for batch in batches)
+    return {
+        "text": f"pyinfra-web2py {event} started: {first_host} is live; {hosts} hosts in "
+        f"{len(batches)} batch{'es' if len(batches) != 1 else ''}",
+        "event": f"{event} started",
+        "batches": batches,
+    }
+
+
 def payload(event: str, summary: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON body posted to the webhook (shape documented in the README)."""
     return {"text": headline(event, summary), "event": event, "summary": dict(summary)}
@@ -91,6 +102,16 @@ def redact(url: str) -> str:
     """``url`` without its path and query, which often carry the hook's secret."""
     match = re.match(r"(https?://[^/?#]+)", url)
     return (match.group(1) + "/…") if match else "the webhook"
+
+
+def notify_started(
+    url: str | None, token_env: str | None, event: str, batches: list[list[str]], first: str
+) -> str | None:
+    """Post that a run started changing hosts, if a webhook is configured."""
+    if not url:
+        return None
+    token = os.environ.get(token_env) if token_env else None
+    return post(url, started(event, batches, first), token=token)
 
 
 def notify(

@@ -141,6 +141,7 @@ class Rollout:
     outcomes: dict[str, HostOutcome] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     begun: set[int] = field(default_factory=set)  # the batches that started
+    announced: bool = False  # "started" was posted (once per run)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -222,6 +223,12 @@ class Rollout:
             return self.stopped is not None or any(
                 o.result != "not started" or o.host in failed for o in self.outcomes.values()
             )
+
+    def announce(self) -> bool:
+        """True once per run: the first release went live, say that the run started."""
+        with self._lock:
+            first, self.announced = not self.announced, True
+            return first
 
     def to_rollback(self) -> bool:
         """Whether updated hosts go back to their previous release now."""

@@ -200,7 +200,9 @@ def test_a_release_failing_after_the_switch_stops_and_rolls_back(fleet):
     results = {h["host"]: h["result"] for h in s["hosts"]}
     assert {results[n] for n in first + second} == {"rolled back"}
     assert {results[n] for n in third} == {"not started"}
-    post = fleet["receiver"].posts[-1]
+    started, post = fleet["receiver"].posts[-2:]  # one "started", then the summary
+    assert started["event"] == "deploy started" and started["auth"] == "Bearer t0k3n-not-in-output"
+    assert started["text"].startswith(f"pyinfra-web2py deploy started: {first[0]} is live; 6 hosts")
     assert post["auth"] == "Bearer t0k3n-not-in-output"
     assert post["event"] == "deploy" and post["summary"]["stopped"] == s["stopped"]
     assert post["text"].startswith("pyinfra-web2py deploy STOPPED: rollout stopped at batch 2")

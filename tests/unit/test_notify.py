@@ -89,3 +89,15 @@ def test_no_url_no_post_and_bad_settings_refused():
             notify.check_webhook(url, None)
     with pytest.raises(notify.NotifyError):
         notify.check_webhook("https://hooks.example/x", "BAD-NAME")
+
+
+def test_started_is_posted_once_with_the_batches(receiver):
+    batches = [["h1"], ["h2", "h3"]]
+    assert notify.notify_started(receiver.url, None, "deploy", batches, "h1") is None
+    assert notify.notify_started(None, None, "deploy", batches, "h1") is None  # no webhook
+    ((_, headers, body),) = receiver.posts
+    assert "Authorization" not in headers
+    assert body == {
+        "text": "pyinfra-web2py deploy started: h1 is live; 3 hosts in 2 batches",
+        "event": "deploy started", "batches": batches,
+    }  # fmt: skip

@@ -145,3 +145,8 @@ def test_settings_defaults_and_bad_keys_in_one_line():
         with pytest.raises(ConfigError) as error:
             rollout_settings({key: bad})
         assert str(error.value).startswith(f"{key}: ") and "\n" not in str(error.value)
+
+
+def test_announce_is_true_once():
+    r = Rollout(plan_batches(HOSTS[:2], ["100%"]))
+    assert [r.announce(), r.announce(), r.announce()] == [True, False, False]
