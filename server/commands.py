@@ -10,10 +10,10 @@ from pathlib import Path
 
 from operations import formats
 from operations.formats import EXIT_FAILED, RELEASE_ID, AuditRecord
-from server import backups, detach, files, golive, releases, schedulers, uwsgi
+from server import backups, files, golive, releases, schedulers, uwsgi
 from server.app import App
 from server.drift import release_drift
-from server.errors import Failure, cause, log
+from server.errors import Failure, as_failure, log
 from server.lock import holder_alive
 from server.settings import CleanupOptions, DeployOptions, Layout, RestoreOptions
 
@@ -151,9 +151,7 @@ def rollback(app: App, to: str = "") -> int:
             schedulers.restart_app_scheduler(app, entry)  # never raises: the rollback stands
             return 0
         except Exception as error:  # whatever broke, what was live serves again
-            if not isinstance(error, Failure):
-                detach.note_exception(error)  # the traceback stays in the run log
-                error = Failure(f"{app.name}: rollback to {target} failed: {cause(error)}")
+            error = as_failure(error, f"{app.name}: rollback to {target}")
             entry.result = f"failed: {error}"
             if live:
                 golive.switch(app, live)
@@ -185,7 +183,7 @@ def status(app: App) -> int:
     info = {
         "live": live,
         "revision": app.revision(live),
-        "locked": app.lock.describe() if app.lock.held() else None,
+        "locked": app.lock.state(),
         "releases": sorted(p.name for p in app.releases.iterdir() if p.is_dir())
         if app.releases.is_dir()
         else [],

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from operations.formats import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, EXIT_USAGE
+from server import detach
 
 __all__ = [
-    "EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "EXIT_USAGE", "Failure", "Locked", "cause", "log",
+    "EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "EXIT_USAGE",
+    "Failure", "Locked", "as_failure", "cause", "log",
 ]  # fmt: skip
 
 
@@ -36,3 +38,12 @@ def cause(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     name = type(error).__name__
     return f"{text} ({name})" if text else name
+
+
+def as_failure(error: Exception, what: str) -> Failure:
+    """``error`` as the operator's one line, "WHAT failed: <cause>"; an unexpected error's
+    traceback goes to the run log (a Failure already is the operator's line)."""
+    if isinstance(error, Failure):
+        return error
+    detach.note_exception(error)
+    return Failure(f"{what} failed: {cause(error)}")

@@ -14,7 +14,7 @@ from operations import formats
 from operations.formats import EXIT_FAILED, AuditRecord
 from server import backups, checks, detach, releases, schedulers, shared, uwsgi
 from server.app import App
-from server.errors import Failure, cause, log
+from server.errors import Failure, as_failure, cause, log
 from server.window import Window
 
 
@@ -190,9 +190,7 @@ def go_live(
         )
         return 0
     except Exception as error:  # whatever broke, put back what was live
-        if not isinstance(error, Failure):
-            detach.note_exception(error)  # the traceback stays in the run log
-            error = Failure(f"{app.name}: {step} failed: {cause(error)}")
+        error = as_failure(error, f"{app.name}: {step}")
         entry.result = f"failed: {error}"
         app.record(release, "failed")
         if switched and (previous or app.set_aside):

@@ -111,6 +111,23 @@ class Lock:
             f"pyinfra INVENTORY deploys/unlock.py --data unlock_app={self.name}"
         )
 
+    def state(self) -> str | None:
+        """The lock as the status report shows it (None: free): who holds it, and whether that
+        run still runs, so that a lock left by a dead run is never silent."""
+        if not self.held():
+            return None
+        info = self.info()
+        alive = holder_alive(info)
+        if alive is True:
+            return f"{self.holder()}; that run (pid {info.get('pid')}) is still running"
+        if alive is False:
+            return (
+                f"{self.holder()}; that run (pid {info.get('pid')}) is DEAD: the next deploy "
+                f"takes the lock over, or release it with: pyinfra INVENTORY deploys/unlock.py "
+                f"--data unlock_app={self.name}"
+            )
+        return self.describe()
+
     def release(self) -> None:
         """Remove the lock (whoever holds it)."""
         shutil.rmtree(self.path, ignore_errors=True)

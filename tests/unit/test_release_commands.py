@@ -147,6 +147,25 @@ def test_watch_probes_every_app_and_counts_their_answers(layout, tmp_path, monke
     assert probed == ["/notes/default/index"]
 
 
+def test_status_says_when_the_lock_holder_is_dead_or_alive(layout, capsys):
+    app = app_of(layout)
+    app.lock.path.mkdir(parents=True)
+    dead = {"who": "bob", "since": "x", "version": "v", "pid": 2**22 + 7, "started": "1",
+            "boot_id": lock.boot_id()}  # fmt: skip
+    (app.lock.path / "info.json").write_text(json.dumps(dead))
+    assert commands.status(app) == 0
+    state = json.loads(capsys.readouterr().out)
+    assert "locked by bob" in state["locked"] and "is DEAD" in state["locked"], state
+    app.lock.release()
+    app.lock.acquire("carol", "9")  # this live process
+    assert commands.status(app) == 0
+    state = json.loads(capsys.readouterr().out)
+    assert "still running" in state["locked"] and "DEAD" not in state["locked"], state
+    app.lock.release()
+    assert commands.status(app) == 0
+    assert json.loads(capsys.readouterr().out)["locked"] is None
+
+
 def test_unlock_removes_a_dead_holders_lock(layout):
     app = app_of(layout)
     app.lock.path.mkdir(parents=True)
