@@ -10,7 +10,7 @@ from pathlib import Path
 
 from operations import formats
 from operations.formats import EXIT_FAILED, RELEASE_ID, AuditRecord
-from server import backups, files, golive, releases, schedulers, uwsgi
+from server import backups, files, golive, recover, releases, schedulers, uwsgi
 from server.app import App
 from server.drift import release_drift
 from server.errors import Failure, as_failure, log
@@ -52,6 +52,7 @@ def deploy(app: App, options: DeployOptions) -> int:
     )  # fmt: skip
     app.lock.acquire(app.options.who, options.version, app.options.lock_wait)
     try:
+        recover.recover(app, app.options.who)  # what a run that died left, undone first
         live = app.revision(app.live_release())
         if (live.get("sha256"), live.get("config_sha256", "")) == (
             options.sha256,
@@ -104,6 +105,7 @@ def restore(app: App, options: RestoreOptions) -> int:
     )  # fmt: skip
     app.lock.acquire(app.options.who, f"restore {name}", app.options.lock_wait)
     try:
+        recover.recover(app, app.options.who)  # what a run that died left, undone first
         # the backup first, so that the restore itself can be undone; data only under
         # maintenance (go_live takes the app down for it)
         code = golive.go_live(
@@ -129,6 +131,7 @@ def rollback(app: App, to: str = "") -> int:
     app.lock.acquire(app.options.who, what, app.options.lock_wait)
     entry = AuditRecord(action="rollback", who=app.options.who, when=formats.utc_stamp(started))
     try:
+        recover.recover(app, app.options.who)  # what a run that died left, undone first
         live = app.live_release()
         good = [r for r in app.good_releases() if r != live]
         target = to if to and to != "previous" else (good[-1] if good else None)
@@ -177,6 +180,23 @@ def last_attention(app: App) -> str | None:
         return None
 
 
+def left_by_a_dead_run(app: App) -> str | None:
+    """What a run that died left for the next one to undo (None: nothing, or a live run holds
+    the lock and is still at work)."""
+    holder_dead = app.lock.held() and holder_alive(app.lock.info()) is False
+    if app.lock.held() and not holder_dead:
+        return None
+    left = recover.unconfirmed(app)
+    if left:
+        return (
+            f"release {left} was switched to by a run that died before confirming it; the "
+            "next deploy, rollback or unlock puts the last good release back"
+        )
+    if holder_dead:
+        return "the run holding the lock died; the next deploy, rollback or unlock recovers"
+    return None
+
+
 def status(app: App) -> int:
     """Print the app's state as JSON: live release, its REVISION, lock, releases, good ones."""
     live = app.live_release()
@@ -190,7 +210,7 @@ def status(app: App) -> int:
         "good": app.good_releases(),
         "down": (Path(app.layout.maintenance_dir) / f"{app.name}.down").exists(),
         "drift": release_drift(app.releases / live, info_overlays(app, live)) if live else None,
-        "attention": last_attention(app),
+        "attention": last_attention(app) or left_by_a_dead_run(app),
     }
     print(json.dumps(info, sort_keys=True))
     return 0
@@ -272,6 +292,11 @@ def unlock(app: App) -> int:
         )
     log(f"{app.name}: removing lock: {app.lock.holder()}")
     app.lock.release()
+    app.lock.acquire(app.options.who, "unlock")  # Locked if a new run took it meanwhile
+    try:
+        recover.recover(app, app.options.who, died=True)  # what the dead run left, undone
+    finally:
+        app.lock.release()
     return 0
 
 

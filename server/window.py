@@ -11,6 +11,8 @@ from server import uwsgi
 from server.app import App
 from server.errors import log
 
+RUN_MARK = "opened by the release tool, pid"  # in a flag a run set (an operator's is empty)
+
 
 class Window:
     """An app's maintenance window during a deploy or restore: nginx answers 503 with the app's
@@ -60,7 +62,9 @@ class Window:
             return
         self.wait_for_notice()
         self.flag.parent.mkdir(parents=True, exist_ok=True)
-        self.flag.touch()
+        temp = self.flag.with_name(f".{self.flag.name}.{os.getpid()}")
+        temp.write_text(f"{RUN_MARK} {os.getpid()}\n")  # recover: a dead run's window is lifted
+        os.replace(temp, self.flag)
         self.opened, self.opened_at = True, time.monotonic()
         log(f"{self.app.name}: down for maintenance ({why})")
         self.drain()
@@ -87,3 +91,18 @@ class Window:
         self.opened = False
         log(f"{self.app.name}: up")
         return time.monotonic() - self.opened_at
+
+
+def lift_dead_runs_window(app: App) -> bool:
+    """Lift a maintenance window a run opened and never closed (it died): its flag says so.
+    Called under the app's lock, so no live run owns such a flag. An operator's own ``down``
+    (an empty flag) stays."""
+    window = Window(app)
+    try:
+        left = window.flag.read_text().startswith(RUN_MARK)
+    except OSError:
+        return False
+    if left:
+        window.opened = True
+        window.close()
+    return left

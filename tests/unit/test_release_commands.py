@@ -10,7 +10,7 @@ import pytest
 
 from operations.formats import EXIT_FAILED, EXIT_LOCKED
 from operations.local.packaging import build_package
-from server import cli, commands, golive, lock, schedulers, uwsgi
+from server import cli, commands, golive, lock, recover, schedulers, uwsgi, window
 from server.app import App
 from server.errors import Failure
 from server.settings import Checks, DeployOptions, Layout, Options, RestoreOptions
@@ -289,3 +289,80 @@ def test_main_reload_and_watch_check_their_arguments(tmp_path, capsys):
     assert "no-release.json is missing" in capsys.readouterr().err
     assert cli.main(["watch", "--layout", missing, "--seconds", "1", "--app", "bad-name"]) == 2
     assert "not an app name" in capsys.readouterr().err
+
+
+def dead_lock(app: App) -> None:
+    """The lock as a run that was killed leaves it (a pid that is not running)."""
+    app.lock.path.mkdir(parents=True, exist_ok=True)
+    dead = {"who": "bob", "since": "x", "version": "v", "pid": 2**22 + 7, "started": "1",
+            "boot_id": lock.boot_id()}  # fmt: skip
+    (app.lock.path / "info.json").write_text(json.dumps(dead))
+
+
+def test_a_run_that_died_after_its_switch_is_undone_by_the_next_deploy(layout, tmp_path, capsys):
+    deploy(layout, tmp_path, "1")
+    deploy(layout, tmp_path, "2")
+    good = app_of(layout).live_release()
+    # a third run unpacked and switched, then was killed: no "live" line, its lock left
+    deploy(layout, tmp_path, "3")
+    app = app_of(layout)
+    died = app.live_release()
+    log = Path(app.base / "release.log")
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:-1]))
+    dead_lock(app)
+    capsys.readouterr()
+    assert commands.status(app) == 0
+    state = json.loads(capsys.readouterr().out)
+    assert f"release {died} was switched to by a run that died" in state["attention"], state
+    assert "DEAD" in state["locked"], state
+
+    code, _ = deploy(layout, tmp_path, "4")
+    assert code == 0
+    records = audit(layout)
+    recovered, deployed = records[-2], records[-1]
+    assert recovered["action"] == "recover" and recovered["result"] == "ok", recovered
+    assert recovered["from"] == died and recovered["release"] == good, recovered
+    assert recovered["took_over_lock_of"]["who"] == "bob", recovered
+    assert deployed["action"] == "deploy" and deployed["result"] == "ok", deployed
+    app = app_of(layout)
+    assert died not in app.good_releases()  # never confirmed: not a rollback target
+    assert (app.web2py_link / "controllers" / "default.py").read_text() == "VERSION = '4'\n"
+    capsys.readouterr()
+    assert commands.status(app) == 0
+    assert json.loads(capsys.readouterr().out)["attention"] is None
+
+
+def test_a_dead_rollback_is_undone_and_its_target_stays_good(layout, tmp_path):
+    deploy(layout, tmp_path, "1")
+    first = app_of(layout).live_release()
+    deploy(layout, tmp_path, "2")
+    second = app_of(layout).live_release()
+    app = app_of(layout)
+    golive.switch(app, first)  # the rollback's switch; then it was killed
+    dead_lock(app)
+    assert commands.unlock(app_of(layout)) == 0
+    app = app_of(layout)
+    assert app.live_release() == second and not app.lock.held()
+    assert audit(layout)[-1]["action"] == "recover"
+    assert app.good_releases() == [first, second]  # the first is still a rollback target
+
+
+def test_a_window_a_dead_run_opened_is_lifted_and_an_operators_stays(layout, tmp_path):
+    deploy(layout, tmp_path, "1")
+    app = app_of(layout)
+    flag = Path(layout.maintenance_dir) / "notes.down"
+    flag.write_text(f"{window.RUN_MARK} {2**22 + 7}\n")
+    dead_lock(app)
+    assert commands.unlock(app) == 0
+    assert not flag.exists()
+    flag.write_text("")  # the operator's own `down`
+    dead_lock(app)
+    assert commands.unlock(app_of(layout)) == 0
+    assert flag.exists()
+
+
+def test_a_first_release_that_failed_is_not_taken_for_a_dead_run(layout, tmp_path):
+    deploy(layout, tmp_path, "1")
+    app = app_of(layout)
+    app.record(app.live_release(), "failed")  # as a run that ended recorded it
+    assert recover.unconfirmed(app) is None

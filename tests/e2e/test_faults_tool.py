@@ -1,0 +1,144 @@
+"""Faults: the release tool itself dies (SIGKILL of every release-tool process on the server, as
+the OOM killer or an operator's ``kill -9`` would) at a step of a deploy. Its own work stops
+there: ``current`` switched but never confirmed, workers not (all) reloaded, the lock held by
+a dead process, maybe the app left down. Until the next run, ``deploys/status.py`` must say so;
+the next run that takes the lock (a deploy, or ``deploys/unlock.py``) first undoes the dead
+run (action "recover" in the audit log): one version on every worker again, and the logs
+agreeing with it.
+
+One sandbox server, real framework; timing by the tool's test-only pause hook (see
+test_faults.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+from .sandboxlib import ROOT, Server, http_get, pyinfra, sandbox_down, sandbox_up, wait_for
+from .test_faults import (
+    APP_DIR,
+    FLAGS,
+    assert_consistent,
+    deploy_data,
+    new_version,
+    rerun,
+    served_versions,
+    start,
+    tool_idle,
+)
+
+PREFIX = "w2pq"  # its own (w2pf is test_faults')
+HEALTH = "/notes/default/health"
+
+
+@pytest.fixture(scope="module")
+def server(web2py_zip, e2e_ready):
+    """One sandbox server with web2py installed (W2P_KEEP_SANDBOX=1 keeps it afterwards)."""
+    (started,) = sandbox_up(PREFIX, 1)
+    env = {"WEB2PY_ADMIN_PASSWORD": "adm-" + os.urandom(12).hex(), "WEB2PY_SRC_ZIP": web2py_zip}
+    run = pyinfra("deploys/install_web2py.py", [started], env=env)
+    assert run.returncode == 0, run.output[-6000:]
+    yield started
+    if os.environ.get("W2P_KEEP_SANDBOX") != "1":
+        sandbox_down([started.name])
+
+
+@pytest.fixture(scope="module")
+def app(server, tmp_path_factory) -> dict:
+    app_dir = tmp_path_factory.mktemp("tool-faults") / "notes"
+    shutil.copytree(ROOT / "examples" / "apps" / "notes", app_dir)
+    state = {"dir": app_dir}
+    new_version(state, "t-0")
+    first = pyinfra("deploys/app_deploy.py", [server], data=deploy_data(state))
+    assert first.returncode == 0, first.output[-4000:]
+    return state
+
+
+def kill_tool_at(server: Server, step: str, data: dict[str, str]) -> None:
+    """Run the deploy; once the tool is held at ``step``, SIGKILL every release-tool process
+    on the server (the detached run and the process pyinfra talks to), then lift the flag."""
+    server.run(f"rm -f {FLAGS}/test-paused-{step}; touch {FLAGS}/test-pause-{step}")
+    proc = start("deploys/app_deploy.py", server, data)
+    try:
+        reached = wait_for(
+            lambda: server.run(f"test -e {FLAGS}/test-paused-{step} && echo y; true").strip(),
+            timeout=180, interval=0.5,
+        )  # fmt: skip
+        assert reached, f"the tool never reached {step} (pyinfra exited {proc.poll()})"
+        server.run("pkill -KILL -f '[w]eb2py-release|[s]erver[.]cli' ; true")
+        assert wait_for(lambda: tool_idle_but_locked(server), timeout=30, interval=0.5)
+        assert proc.wait(timeout=120) != 0  # the controller saw its run die
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        server.run(f"rm -f {FLAGS}/test-pause-{step} {FLAGS}/test-paused-{step}")
+
+
+def tool_idle_but_locked(server: Server) -> bool:
+    """No release tool runs any more, and the lock is still there (its holder is dead)."""
+    busy = "pgrep -f '[w]eb2py-release|[s]erver[.]cli' >/dev/null && echo busy; true"
+    out = server.run(busy).strip()
+    return not out and server.run(f"test -e {APP_DIR}/lock && echo y; true").strip() == "y"
+
+
+def status_line(server: Server) -> str:
+    run = pyinfra("deploys/status.py", [server])
+    assert run.returncode == 0, run.output[-3000:]
+    lines = [line for line in run.output.splitlines() if ": notes: " in line]
+    assert lines, run.output[-3000:]
+    return lines[-1]
+
+
+def last_records(server: Server, n: int) -> list[dict]:
+    return [json.loads(r) for r in server.run(f"tail -n {n} {APP_DIR}/audit.jsonl").splitlines()]
+
+
+def test_tool_killed_after_its_switch_the_next_deploy_undoes_it_then_deploys(server, app):
+    before = app["version"]
+    new_version(app, f"t-switch-{int(time.time())}")
+    kill_tool_at(server, "after-switch", deploy_data(app))
+    # current names the new release, the workers were never reloaded: status must not be silent
+    assert served_versions(server) == {before}
+    line = status_line(server)
+    assert "NEEDS ATTENTION" in line and "switched to by a run that died" in line, line
+    assert "is DEAD" in line, line
+    # the same deploy again: takes the dead run's lock over, undoes it, then deploys
+    again = pyinfra("deploys/app_deploy.py", [server], data=deploy_data(app))
+    assert again.returncode == 0, again.output[-4000:]
+    assert_consistent(server, app["version"])
+    recovered, deployed = last_records(server, 2)
+    assert recovered["action"] == "recover" and recovered["result"] == "ok", recovered
+    assert recovered["took_over_lock_of"]["pid"], recovered
+    assert deployed["action"] == "deploy" and deployed["result"] == "ok", deployed
+    assert "NEEDS ATTENTION" not in status_line(server)
+    rerun(server, app)
+
+
+def test_tool_killed_in_the_chain_reload_under_maintenance_unlock_recovers(server, app):
+    before = app["version"]
+    new_version(app, f"t-reload-{int(time.time())}")
+    data = deploy_data(app)
+    spec = json.loads(data["deploy_apps"])
+    spec["notes"].update(maintenance=True, notice_seconds=0)
+    data["deploy_apps"] = json.dumps(spec)
+    kill_tool_at(server, "chain-reload", data)
+    # the dead run left the app down for maintenance and its lock held
+    assert http_get(server.address, HEALTH)[0] == 503
+    assert "is DEAD" in status_line(server)
+    unlock = pyinfra("deploys/unlock.py", [server], data={"unlock_app": "notes"})
+    assert unlock.returncode == 0, unlock.output[-3000:]
+    assert wait_for(lambda: tool_idle(server), timeout=60, interval=0.5)
+    # undone: the last confirmed release on every worker, the window lifted, the logs agree
+    assert_consistent(server, before)
+    assert last_records(server, 1)[0]["action"] == "recover"
+    assert "NEEDS ATTENTION" not in status_line(server)
+    # and the deploy, run again, goes through
+    again = pyinfra("deploys/app_deploy.py", [server], data=data)
+    assert again.returncode == 0, again.output[-4000:]
+    assert_consistent(server, app["version"])
