@@ -15,7 +15,7 @@ from io import BytesIO
 from pyinfra import host, logger
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 
-from .facts.releases import AppLock, CleanupCandidates, LiveRelease
+from .facts.releases import AppLock, CleanupCandidates, LiveRelease, UnfinishedRun
 from .local.app_files import AUTH_KEY, Secret
 from .local.reports import human_bytes
 from .maintenance import deploy_window
@@ -90,8 +90,12 @@ def release(
     config_sha = app.appconfig.sha256 if app.appconfig else ""
     live = host.get_fact(LiveRelease, web2py_root=config.web2py_root, app_name=app.name)
     if live and (live.get("sha256"), live.get("config_sha256", "")) == (sha256, config_sha):
-        host.noop(f"{app.name}: release {live.get('release')} already holds {sha256[:12]}")
-        return
+        unfinished = host.get_fact(UnfinishedRun, apps_dir=config.apps_dir, app_name=app.name)
+        if not unfinished:
+            host.noop(f"{app.name}: release {live.get('release')} already holds {sha256[:12]}")
+            return
+        # a run holds the lock (it may be dead) or never confirmed its switch: the tool waits
+        # for it, or undoes it (server.recover), then finds the release live or deploys it
     kind = f"delta-{delta_sha256[:16]}" if delta_sha256 else "package"
     remote = f"{config.cache_dir}/app-{app.name}-{sha256[:16]}-{kind}.tar.gz"
     yield StringCommand("install", "-d", "-m", "700", QuoteString(config.cache_dir))
@@ -152,7 +156,8 @@ def rollback(app_name: str, config: DeploySettings, to: str = "previous"):
         releases.rollback(name="Roll back notes", app_name="notes", config=config)
     """
     live = host.get_fact(LiveRelease, web2py_root=config.web2py_root, app_name=app_name)
-    if to != "previous" and live and live.get("release") == to:
+    already = to != "previous" and live and live.get("release") == to
+    if already and not host.get_fact(UnfinishedRun, apps_dir=config.apps_dir, app_name=app_name):
         host.noop(f"{app_name}: release {to} is already live")
         return
     yield from run_tool(

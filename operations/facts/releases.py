@@ -61,6 +61,38 @@ class AppLock(FactBase[dict | None]):
         return parse_json(output, garbage={"who": "?", "since": "?", "version": "?"})
 
 
+_UNFINISHED_SCRIPT = r"""
+cd "$1/$2" 2>/dev/null || exit 0
+[ -e lock ] && echo locked
+live=$(readlink current 2>/dev/null); live=${live##*/}
+last=$(awk '$3 == "live" {r = $2} END {print r}' release.log 2>/dev/null)
+[ -n "$live" ] && [ "$live" != "$last" ] && echo unconfirmed
+true
+"""
+
+
+class UnfinishedRun(FactBase[list[str]]):
+    """
+    What a run of the release tool may have left unfinished for the next one: ``locked`` (some
+    run holds the app's lock, maybe a dead one) and ``unconfirmed`` (``current`` is not the
+    release of the release log's last "live" line: a run switched and never confirmed). [] when
+    the app is settled: only then may a deploy of what ``current`` holds be a no-op.
+
+    .. code:: python
+
+        host.get_fact(UnfinishedRun, apps_dir="/srv/web2py-apps", app_name="notes")
+    """
+
+    def command(self, apps_dir: str, app_name: str) -> StringCommand:
+        return StringCommand(
+            "sh", "-c", QuoteString(_UNFINISHED_SCRIPT), "unfinished-run",
+            QuoteString(apps_dir), QuoteString(app_name),
+        )  # fmt: skip
+
+    def process(self, output: list[str]) -> list[str]:
+        return [line.strip() for line in output if line.strip() in ("locked", "unconfirmed")]
+
+
 # Run as the web2py user: the old layouts' folders are the app's to write, so root never reads
 # through them here (a link planted there leads nowhere the app could not read itself).
 _SHARED_FILES_SCRIPT = r"""

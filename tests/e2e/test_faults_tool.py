@@ -103,8 +103,10 @@ def test_tool_killed_after_its_switch_the_next_deploy_undoes_it_then_deploys(ser
     before = app["version"]
     new_version(app, f"t-switch-{int(time.time())}")
     kill_tool_at(server, "after-switch", deploy_data(app))
-    # current names the new release, the workers were never reloaded: status must not be silent
-    assert served_versions(server) == {before}
+    # current names the new release and the workers were never reloaded: web2py runs the new
+    # controllers at once while modules stay cached per worker, so they may serve either
+    # version now (observed: both). Status must not be silent about it.
+    assert served_versions(server) <= {before, app["version"]}
     line = status_line(server)
     assert "NEEDS ATTENTION" in line and "switched to by a run that died" in line, line
     assert "is DEAD" in line, line
