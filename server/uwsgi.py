@@ -17,6 +17,7 @@ from pathlib import Path
 from server import detach
 from server.errors import Failure
 
+ASK_AGAIN_S = 2.0  # no worker replaced for this long: send the chain reload again
 HEALTH_KEY_HEADER = "X-W2p-Health-Key"  # nginx-web2py.conf.j2 maps it; never passed to apps
 
 
@@ -34,6 +35,7 @@ def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None)
     write_fifo(fifo, b"c", uid)
     detach.pause("chain-reload")  # test-only (server.detach.pause)
     deadline = time.monotonic() + timeout
+    left, ask_again = before, time.monotonic() + ASK_AGAIN_S
     while time.monotonic() < deadline:
         time.sleep(0.1)
         now = workers(stats)
@@ -41,6 +43,15 @@ def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None)
             w.get("pid") not in before and w.get("status") in ("idle", "busy") for w in now
         ):
             return
+        old = {w.get("pid") for w in now} & before
+        if old != left:  # a worker of ours was replaced: the reload goes on
+            left, ask_again = old, time.monotonic() + ASK_AGAIN_S
+        elif time.monotonic() >= ask_again:
+            # uWSGI ignores a 'c' while a chain reload runs ("chain reload already running"):
+            # one that a dead run, or another app's deploy, started may end before it reached
+            # every worker we saw. Asking again is harmless while one runs.
+            write_fifo(fifo, b"c", uid)
+            ask_again = time.monotonic() + ASK_AGAIN_S
     raise Failure(f"uWSGI workers were not all replaced within {timeout}s")
 
 

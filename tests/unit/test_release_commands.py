@@ -1,5 +1,6 @@
 """Each of the release tool's subcommands, called as a function on a layout under tmp_path."""
 
+import contextlib
 import json
 import os
 import pwd
@@ -195,6 +196,35 @@ def test_reload_waits_until_every_worker_is_new(layout, tmp_path, monkeypatch):
         monkeypatch.setattr(uwsgi, "workers", lambda stats: [{"pid": 1, "status": "idle"}])
         with pytest.raises(Failure, match="not all replaced within 0.3s"):
             commands.reload(reload_layout, timeout=0.3)
+    finally:
+        listener.close()
+        os.close(reader)
+
+
+def test_a_chain_reload_uwsgi_ignored_is_asked_again(tmp_path, monkeypatch):
+    """uWSGI drops a 'c' while another chain reload runs (a dead run's, another app's): the
+    reload asks again once no worker it saw was replaced for a while, until they all are."""
+    fifo, stats = tmp_path / "fifo", tmp_path / "stats.sock"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(stats))
+    uid = pwd.getpwnam("www-data").pw_uid
+    for path in (fifo, stats):
+        os.chown(path, uid, -1)
+    asked = bytearray()
+
+    def workers(_: str) -> list[dict]:
+        with contextlib.suppress(BlockingIOError):
+            asked.extend(os.read(reader, 10))
+        # uWSGI ignores the first 'c' (a chain reload already ran); the second replaces pid 1
+        return [{"pid": 2 if asked.count(b"c") >= 2 else 1, "status": "idle"}]
+
+    monkeypatch.setattr(uwsgi, "workers", workers)
+    monkeypatch.setattr(uwsgi, "ASK_AGAIN_S", 0.3)
+    try:
+        uwsgi.chain_reload(str(fifo), str(stats), timeout=5, user="www-data")
+        assert asked == b"cc", asked  # asked again once, then done
     finally:
         listener.close()
         os.close(reader)
