@@ -144,3 +144,46 @@ def test_tool_killed_in_the_chain_reload_under_maintenance_unlock_recovers(serve
     again = pyinfra("deploys/app_deploy.py", [server], data=data)
     assert again.returncode == 0, again.output[-4000:]
     assert_consistent(server, app["version"])
+
+
+def test_an_adoption_failing_after_its_switch_puts_the_plain_folder_back(server, app, tmp_path):
+    """A plain app folder (as the fabfile or an install leaves it) is adopted by its first
+    deploy; when that release fails after the switch, there is no release to go back to: the
+    folder itself must serve again, with its data as it was, and the logs must say so."""
+    root_apps = "/home/www-data/web2py/applications"
+    plain, base = f"{root_apps}/adoptme", "/srv/web2py-apps/adoptme"
+    server.run(
+        f"rm -rf {plain} && cp -rL {APP_DIR}/current {plain} && rm -f {plain}/REVISION "
+        f"{plain}/MANIFEST && sed -i \"s/^VERSION = .*/VERSION = 'plain'/\" "
+        f"{plain}/modules/notes_util.py && chown -R www-data:www-data {plain}"
+    )
+    assert wait_for(
+        lambda: http_get(server.address, "/adoptme/default/health")[2] == b"ok notes plain",
+        timeout=60, interval=1,
+    )  # fmt: skip
+    data_sum = f"cd {plain}/databases && find . -type f -name '*.sqlite' | sort | xargs sha256sum"
+    before = server.run(data_sum)
+    local = tmp_path / "adoptme"
+    shutil.copytree(app["dir"], local)
+    new_version({"dir": local}, "adopted-1")
+    spec = {
+        "path": str(local), "health_path": "/adoptme/default/health", "health_text": "ok notes",
+        "hooks": {"after_switch": ["echo broken after the switch >&2; exit 7"]},
+    }  # fmt: skip
+    run = pyinfra("deploys/app_deploy.py", [server], data={"deploy_apps": json.dumps(
+        {"adoptme": spec})})  # fmt: skip
+    assert run.returncode != 0, run.output[-3000:]
+    assert "after_switch hook" in run.output and "exited 7" in run.output, run.output[-3000:]
+    assert "adoptme: the app folder is back in place" in run.output, run.output[-3000:]
+    # the plain folder serves again, on every worker, with its data untouched
+    assert server.run(f"test -d {plain} && test ! -L {plain} && echo plain").strip() == "plain"
+    for _ in range(24):
+        assert http_get(server.address, "/adoptme/default/health")[2] == b"ok notes plain"
+    assert server.run(data_sum) == before
+    # nothing claims a release is live: no current, the log and the audit say failed
+    assert server.run(f"test -e {base}/current && echo current; true").strip() == ""
+    assert server.run(f"tail -n 1 {base}/release.log").split()[2] == "failed"
+    record = json.loads(server.run(f"tail -n 1 {base}/audit.jsonl"))
+    assert record["result"].startswith("failed") and "back in place" in record["result"], record
+    assert server.run(f"test -e {base}/lock && echo held; true").strip() == ""
+    assert server.run(f"ls -a {root_apps} | grep -c pre-releases; true").strip() == "0"
