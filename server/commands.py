@@ -220,6 +220,7 @@ def backup(app: App) -> int:
     """Back the app up now (a snapshot: retrieve fetches it), under its lock."""
     app.lock.acquire(app.options.who, "backup")
     try:
+        recover.recover(app, app.options.who)  # a backup of one confirmed state, not half
         name = backups.backup(app)
     finally:
         app.lock.release()
@@ -260,6 +261,7 @@ def cleanup(app: App, options: CleanupOptions) -> int:
         return 0
     app.lock.acquire(app.options.who, "cleanup")
     try:
+        recover.recover(app, app.options.who)  # never prune around what a dead run left
         files.remove_old_scratch_files(app.shared, SCRATCH_DIRS, cutoff)
         releases.prune(app)
         backups.prune(app)
