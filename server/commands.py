@@ -243,7 +243,8 @@ def cleanup(app: App, options: CleanupOptions) -> int:
     app.lock.acquire(app.options.who, "cleanup")
     try:
         files.remove_old_scratch_files(app.shared, SCRATCH_DIRS, cutoff)
-        releases.prune(app)
+        releases.prune(app)  # and the staging folders a killed run left
+        backups.remove_partials(app)  # what a killed backup left
         backups.prune(app)
     finally:
         app.lock.release()
