@@ -186,9 +186,7 @@ def status(app: App) -> int:
         "live": live,
         "revision": app.revision(live),
         "locked": app.lock.describe() if app.lock.held() else None,
-        "releases": sorted(p.name for p in app.releases.iterdir() if p.is_dir())
-        if app.releases.is_dir()
-        else [],
+        "releases": app.release_ids(),  # not a staging folder (.<id>.tmp)
         "good": app.good_releases(),
         "down": (Path(app.layout.maintenance_dir) / f"{app.name}.down").exists(),
         "drift": release_drift(app.releases / live, info_overlays(app, live)) if live else None,

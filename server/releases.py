@@ -25,8 +25,10 @@ STAGING = re.compile(r"\.[^/]+\.tmp")  # .<release>.tmp: a release being built
 def _staging(app: App, release: str) -> Path:
     """An empty folder beside the releases to build ``release`` in (published by renaming)."""
     app.releases.mkdir(parents=True, exist_ok=True)
+    # the caller holds the lock: any staging folder is a killed run's, and its space is
+    # wanted now (a disk it filled would fail this unpack too)
+    remove_stale_staging(app)
     name = f".{release}.tmp"
-    remove_below(app.releases, name)  # a leftover of the same name (never followed)
     staging = app.releases / name
     staging.mkdir()
     return staging

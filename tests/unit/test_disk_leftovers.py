@@ -161,8 +161,10 @@ def test_an_unpack_refused_leaves_no_staging_folder(app, tmp_path, monkeypatch):
     assert listing(app.releases) == []
 
 
-def test_an_unpack_publishes_and_leaves_no_staging_folder(app, tmp_path):
+def test_an_unpack_removes_a_killed_runs_staging_folder_first(app, tmp_path):
     path, sha = package(tmp_path)
+    (app.releases / ".r0.tmp" / "static").mkdir(parents=True)  # its space is wanted now
+    (app.releases / ".r1.tmp").mkdir()  # the same name as the new one
     releases.unpack(app, path, sha, "r1", {"sha256": sha})
     assert listing(app.releases) == ["r1"]
 
