@@ -218,7 +218,7 @@ def tool_state(server) -> str:
     )
 
 
-def test_a_killed_unpack_leaves_a_staging_folder_the_next_run_removes(server, app):
+def test_a_killed_unpack_leaves_a_staging_folder_the_next_run_removes_first(server, app):
     before = live(server)
     new_version(app, f"d-kill-unpack-{int(time.time())}")
     kill_tool_at(server, "unpacked", deploy_data(app))
@@ -226,12 +226,19 @@ def test_a_killed_unpack_leaves_a_staging_folder_the_next_run_removes(server, ap
     assert len(staged) == 1, staged  # what a kill leaves (nothing can remove it then)
     assert live(server)["release"] == before["release"]
     assert served_versions(server) == {before["version"]}
-    # the same deploy again takes over the dead run's lock and removes its staging folder
-    again = pyinfra("deploys/app_deploy.py", [server], data=deploy_data(app))
-    assert again.returncode == 0, again.output[-4000:]
-    assert_consistent(server, app["version"])
-    assert leftovers(server) == []
-    rerun(server, app)
+    # the same deploy again, on a disk that staging folder helped fill: it takes over the dead
+    # run's lock and removes the staging folder first, so its own unpack has the room
+    fill(server, APP_DIR)
+    try:
+        again = pyinfra("deploys/app_deploy.py", [server], data=deploy_data(app))
+        assert again.returncode == 0, again.output[-4000:]
+        said = f"grep -h 'removed what an interrupted unpack left' {APP_DIR}/runs/*.log; true"
+        assert f"left: {staged[0]}" in server.run(said)  # the run log (stdout is not shown)
+        assert_consistent(server, app["version"])
+        assert leftovers(server) == []
+        rerun(server, app)
+    finally:
+        free(server, APP_DIR)
 
 
 def zip_version(server, name: str) -> str:
