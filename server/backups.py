@@ -156,7 +156,12 @@ def backup(app: App) -> str | None:
 def _write(app: App, sources: list[tuple[str, int]], dir_fd: int) -> str:
     """Write the backup as its partial, then its .sha256, then rename it into place; on any
     failure what was written goes (and the error is raised)."""
-    name, fd = _reserve(app, dir_fd)
+    try:
+        name, fd = _reserve(app, dir_fd)
+    except BaseException:
+        for _, top in sources:
+            os.close(top)
+        raise
     partial, sha_partial = f".{name}{PARTIAL}", f".{name}.sha256{PARTIAL}"
     skipped: list[str] = []
     backups = Path(app.layout.backups_dir)
