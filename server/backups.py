@@ -14,8 +14,9 @@ from typing import BinaryIO
 
 from operations import formats
 from operations.formats import AuditRecord
+from server import detach
 from server.app import App
-from server.errors import Failure, log
+from server.errors import Failure, cause, log
 from server.files import (
     chown_tree,
     open_dir_below,
@@ -60,41 +61,145 @@ def _sources(app: App) -> list[tuple[str, int]]:
     return opened
 
 
+PARTIAL = ".partial"  # a backup being written: hidden, never matched by _zips' glob
+
+
+def _reserve(app: App, backups_fd: int) -> tuple[str, int]:
+    """A new backup's name (never one that exists, even for two deploys in one second) and
+    its partial file, created empty (root's, 0600) in the open backups folder."""
+    stamp = formats.utc_stamp()
+    name, n = f"{app.name}.{stamp}.zip", 1
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    while True:
+        if not _exists(name, backups_fd):
+            try:
+                return name, os.open(f".{name}{PARTIAL}", flags, 0o600, dir_fd=backups_fd)
+            except FileExistsError:
+                pass  # another run's partial: that name is taken too
+        n += 1
+        name = f"{app.name}.{stamp}-{n}.zip"
+
+
+def _exists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def remove_partials(app: App) -> list[str]:
+    """Remove what a backup killed midway left in the backups folder (its partial zip and
+    .sha256, or a .sha256 whose zip never came): only ever called with the app's lock held,
+    so no backup of this app is being written. Returns the names removed."""
+    backups = Path(app.layout.backups_dir)
+    try:
+        fd = os.open(backups, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return []  # no backups folder yet (or not a folder: nothing of ours in it)
+    removed = []
+    try:
+        names = set(os.listdir(fd))
+        for name in sorted(names):
+            partial = name.startswith(f".{app.name}.") and name.endswith(PARTIAL)
+            orphan = (
+                name.startswith(f"{app.name}.")
+                and name.endswith(".zip.sha256")
+                and name[: -len(".sha256")] not in names
+            )
+            if partial or orphan:
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=fd)  # a name in root's own folder: never followed
+                    removed.append(name)
+    finally:
+        os.close(fd)
+    if removed:
+        log(f"{app.name}: removed what an interrupted backup left: {', '.join(removed)}")
+    return removed
+
+
 def backup(app: App) -> str | None:
     """Zip the live app (code and data) to BACKUPS/APP.<stamp>.zip with a .sha256.
 
     Everything is read by descriptor from folders opened without following links: regular
     files only; links, FIFOs, sockets and devices the app user planted are skipped and
-    reported in one line (a FIFO never blocks the backup, a link never brings root's files)."""
+    reported in one line (a FIFO never blocks the backup, a link never brings root's files).
+
+    The zip is written as a hidden partial file, synced, its .sha256 written, and only then
+    renamed into place: a backup that fails (a full disk) or is killed never shows as one (in
+    retention or as ``latest``); a failed one leaves nothing, a killed one's partial goes the
+    next time the app's lock is held (:func:`remove_partials`). The caller holds the lock."""
     sources = _sources(app)
     if not sources:
         return None
     backups = Path(app.layout.backups_dir)
-    backups.mkdir(parents=True, exist_ok=True)
-    os.chmod(backups, 0o700)
-    stamp = formats.utc_stamp()
-    name, n = f"{app.name}.{stamp}.zip", 1
-    while True:  # never collide, even for two deploys in one second
-        try:
-            fd = os.open(backups / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            break
-        except FileExistsError:
-            n += 1
-            name = f"{app.name}.{stamp}-{n}.zip"
-    skipped: list[str] = []
     try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
-            for prefix, top in sources:
-                _zip_tree(app, zf, top, prefix, skipped, backups)
-    finally:
+        backups.mkdir(parents=True, exist_ok=True)
+        os.chmod(backups, 0o700)
+        remove_partials(app)
+        dir_fd = os.open(backups, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
         for _, top in sources:
             os.close(top)
-    if skipped:
-        log(skipped_line(f"{app.name}: backup", skipped))
-    digest = formats.sha256_file(backups / name)
-    (backups / f"{name}.sha256").write_text(f"{digest}  {name}\n")
+        raise Failure(f"{app.name}: backup failed: {cause(error)}") from error
+    try:
+        name = _write(app, sources, dir_fd)
+    except OSError as error:
+        detach.note_exception(error)  # the traceback stays in the run log
+        raise Failure(f"{app.name}: backup failed: {cause(error)} in {backups}") from None
+    finally:
+        os.close(dir_fd)
     prune(app)
     return name
+
+
+def _write(app: App, sources: list[tuple[str, int]], dir_fd: int) -> str:
+    """Write the backup as its partial, then its .sha256, then rename it into place; on any
+    failure what was written goes (and the error is raised)."""
+    try:
+        name, fd = _reserve(app, dir_fd)
+    except BaseException:
+        for _, top in sources:
+            os.close(top)
+        raise
+    partial, sha_partial = f".{name}{PARTIAL}", f".{name}.sha256{PARTIAL}"
+    skipped: list[str] = []
+    backups = Path(app.layout.backups_dir)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as raw:
+                with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
+                    for prefix, top in sources:
+                        _zip_tree(app, zf, top, prefix, skipped, backups)
+                raw.flush()
+                os.fsync(raw.fileno())
+        finally:
+            for _, top in sources:
+                os.close(top)
+        detach.pause("backup-written")  # test-only (server.detach.pause)
+        digest = formats.sha256_file(backups / partial)
+        _write_small(sha_partial, f"{digest}  {name}\n".encode(), dir_fd)
+        os.rename(sha_partial, f"{name}.sha256", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.rename(partial, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        for leftover in (partial, sha_partial, f"{name}.sha256"):
+            with contextlib.suppress(OSError):
+                os.unlink(leftover, dir_fd=dir_fd)
+        raise
+    with contextlib.suppress(OSError):
+        os.fsync(dir_fd)  # the renames on disk too (the backup is whole either way)
+    if skipped:
+        log(skipped_line(f"{app.name}: backup", skipped))
+    return name
+
+
+def _write_small(name: str, data: bytes, dir_fd: int) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _zip_tree(
@@ -178,7 +283,9 @@ def verified(app: App, name: str) -> Path:
     """The backup named (or the latest), refused unless its sha256 and contents check out."""
     backups = Path(app.layout.backups_dir)
     if name in ("", "latest"):
-        zips = _zips(app)
+        # the latest whole backup: a zip is renamed into place only after its .sha256 is
+        # written, so one without is not one (a copy an operator dropped in, half done)
+        zips = [p for p in _zips(app) if Path(f"{p}.sha256").is_file()]
         if not zips:
             raise Failure(f"{app.name}: no backups in {backups}")
         path = zips[-1]

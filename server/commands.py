@@ -204,9 +204,7 @@ def status(app: App) -> int:
         "live": live,
         "revision": app.revision(live),
         "locked": app.lock.state(),
-        "releases": sorted(p.name for p in app.releases.iterdir() if p.is_dir())
-        if app.releases.is_dir()
-        else [],
+        "releases": app.release_ids(),  # not a staging folder (.<id>.tmp)
         "good": app.good_releases(),
         "down": (Path(app.layout.maintenance_dir) / f"{app.name}.down").exists(),
         "drift": release_drift(app.releases / live, info_overlays(app, live)) if live else None,
@@ -263,7 +261,8 @@ def cleanup(app: App, options: CleanupOptions) -> int:
     try:
         recover.recover(app, app.options.who)  # never prune around what a dead run left
         files.remove_old_scratch_files(app.shared, SCRATCH_DIRS, cutoff)
-        releases.prune(app)
+        releases.prune(app)  # and the staging folders a killed run left
+        backups.remove_partials(app)  # what a killed backup left
         backups.prune(app)
     finally:
         app.lock.release()

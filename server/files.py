@@ -166,6 +166,44 @@ def remove_old_scratch_files(shared: Path, folders: Iterable[str], cutoff: float
     return removed
 
 
+def remove_below(base: Path, name: str) -> bool:
+    """Remove ``base/name`` (a folder with all below it, a file, or a link: the link itself),
+    by descriptor: no link is followed at any step, so nothing the app user planted there
+    makes root delete elsewhere. False when there was nothing to remove. Raises OSError."""
+    if "/" in name or name in ("", ".", ".."):
+        raise OSError(f"bad name {name!r}")
+    fd = os.open(base, DIR_FLAGS)
+    try:
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        if stat.S_ISDIR(st.st_mode):
+            _empty_dir(fd, name)
+            os.rmdir(name, dir_fd=fd)
+        else:
+            os.unlink(name, dir_fd=fd)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _empty_dir(parent_fd: int, name: str) -> None:
+    """Remove everything below the folder ``name`` of ``parent_fd`` (opened without
+    following a link: a folder swapped for a link meanwhile fails with ELOOP)."""
+    fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+    try:
+        for entry in os.listdir(fd):
+            st = os.stat(entry, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                _empty_dir(fd, entry)
+                os.rmdir(entry, dir_fd=fd)
+            else:
+                os.unlink(entry, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
 def chown_tree(top: Path, uid: int, gid: int) -> None:
     """Give ``top`` and everything below it (links themselves excepted) to ``uid:gid``."""
     for path in [top, *top.rglob("*")]:
