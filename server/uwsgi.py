@@ -17,6 +17,7 @@ from pathlib import Path
 from server import detach
 from server.errors import Failure
 
+RESEND = 1.0  # s without a replaced worker before asking uWSGI for the chain reload again
 HEALTH_KEY_HEADER = "X-W2p-Health-Key"  # nginx-web2py.conf.j2 maps it; never passed to apps
 
 
@@ -32,6 +33,7 @@ def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None)
     check_socket(stats, uid)
     before = {w.get("pid") for w in workers(stats)}
     write_fifo(fifo, b"c", uid)
+    asked = time.monotonic()
     detach.pause("chain-reload")  # test-only (server.detach.pause)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -41,6 +43,12 @@ def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None)
             w.get("pid") not in before and w.get("status") in ("idle", "busy") for w in now
         ):
             return
+        # uWSGI ignores a chain reload asked for while one is still ending (its master marks
+        # the end a cycle after the last new worker is up: the previous reload's caller may
+        # have returned already). While none of our workers was replaced, ask again.
+        if now and before <= {w.get("pid") for w in now} and time.monotonic() - asked > RESEND:
+            write_fifo(fifo, b"c", uid)
+            asked = time.monotonic()
     raise Failure(f"uWSGI workers were not all replaced within {timeout}s")
 
 
