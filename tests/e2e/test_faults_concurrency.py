@@ -39,7 +39,6 @@ from .sandboxlib import (
     http_get,
     pyinfra,
     sandbox_down,
-    sandbox_up,
     wait_for,
 )
 from .test_app_deploy import set_version
@@ -77,11 +76,27 @@ def install(hosts: list[Server], web2py_zip: str) -> None:
     note_time(f"install_web2py on {len(hosts)} server(s)", time.monotonic() - started)
 
 
+def boot(count: int) -> list[Server]:
+    """w2pc-1..count (others of the prefix may run too: the fleet's, kept by W2P_KEEP_SANDBOX)."""
+    subprocess.run(
+        [str(SANDBOX), "up", str(count), "--prefix", PREFIX], check=True, timeout=900, cwd=ROOT
+    )
+    listed = subprocess.run(
+        [str(SANDBOX), "inventory"], check=True, capture_output=True, text=True, cwd=ROOT,
+        timeout=60,
+    ).stdout  # fmt: skip
+    wanted = {f"{PREFIX}-{i}" for i in range(1, count + 1)}
+    servers = [Server(s["name"], s["address"]) for s in json.loads(listed)["servers"]]
+    found = sorted((s for s in servers if s.name in wanted), key=lambda s: int(s.name[5:]))
+    assert len(found) == count, listed[-2000:]
+    return found
+
+
 @pytest.fixture(scope="module")
 def server(web2py_zip, e2e_ready):
     """w2pc-1, web2py installed (the fleet test boots w2pc-2..20 next to it)."""
     started = time.monotonic()
-    (one,) = sandbox_up(PREFIX, 1)
+    (one,) = boot(1)
     note_time("boot 1 server", time.monotonic() - started)
     install([one], web2py_zip)
     yield one
@@ -324,7 +339,7 @@ def test_a_reload_during_another_apps_chain_reload(server, apps):
 def fleet(server, web2py_zip) -> list[Server]:
     """w2pc-1..20 (w2pc-1 is the server above), web2py installed on all."""
     started = time.monotonic()
-    servers = sandbox_up(PREFIX, FLEET)
+    servers = boot(FLEET)
     note_time(f"boot {FLEET - 1} more servers", time.monotonic() - started)
     install(servers, web2py_zip)
     yield servers
