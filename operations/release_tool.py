@@ -15,6 +15,7 @@ import os
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from uuid import uuid4
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
@@ -106,10 +107,16 @@ def ensure_tool() -> Iterator[StringCommand | FileUploadCommand]:
     local, digest = build()
     if host.get_fact(Sha256File, path=REMOTE_PATH) == digest:
         return
+    # Two runs may install it at once (two apps deployed at once): each uploads through its
+    # own temporary files (pyinfra's default one is named after the destination, shared by
+    # both, and one run's cleanup removed it under the other's copy) and renames its copy into
+    # place, so a tool that is running is never rewritten under it.
+    staged = f"{REMOTE_DIR}/.web2py-release.pyz.{uuid4().hex}"
     yield StringCommand("install", "-d", "-o", "root", "-g", "root", "-m", "755", REMOTE_DIR)
-    yield FileUploadCommand(str(local), REMOTE_PATH)
-    yield StringCommand("chown", "root:root", REMOTE_PATH)
-    yield StringCommand("chmod", "755", REMOTE_PATH)
+    yield FileUploadCommand(str(local), staged, remote_temp_filename=host.get_temp_filename())
+    yield StringCommand("chown", "root:root", staged)
+    yield StringCommand("chmod", "755", staged)
+    yield StringCommand("mv", "-f", staged, REMOTE_PATH)
 
 
 def run_tool(*args: str) -> Iterator[StringCommand | FileUploadCommand]:

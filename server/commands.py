@@ -10,7 +10,7 @@ from pathlib import Path
 
 from operations import formats
 from operations.formats import EXIT_FAILED, RELEASE_ID, AuditRecord
-from server import backups, files, golive, recover, releases, schedulers, uwsgi
+from server import backups, files, golive, recover, releases, reload_lock, schedulers, uwsgi
 from server.app import App
 from server.drift import release_drift
 from server.errors import Failure, as_failure, log
@@ -275,7 +275,8 @@ def cleanup(app: App, options: CleanupOptions) -> int:
 
 def reload(layout: Layout, timeout: float = 60) -> int:
     """uWSGI's chain reload (systemctl reload web2py-uwsgi runs this)."""
-    uwsgi.chain_reload(layout.fifo, layout.stats, timeout, layout.user)
+    with reload_lock.held(layout.apps_dir, timeout):  # not while a deploy reloads it
+        uwsgi.chain_reload(layout.fifo, layout.stats, timeout, layout.user)
     log("uWSGI chain reload complete")
     return 0
 

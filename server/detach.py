@@ -208,11 +208,16 @@ def run_detached(argv: Sequence[str], runs: Path, action: str, code: str = CHILD
 def pause(step: str) -> None:
     """Test-only: while ``PAUSE_DIR/test-pause-<step>`` exists, wait here (at most
     ``PAUSE_LIMIT`` s), having written ``PAUSE_DIR/test-paused-<step>`` (this pid) so the test
-    knows the run reached the step. Without the flag (always, outside tests) it returns at once."""
-    flag = Path(PAUSE_DIR) / f"test-pause-{step}"
-    if not flag.exists():
+    knows the run reached the step. ``test-pause-<step>.<app>`` holds only the runs for that app
+    (two apps deployed at once, held apart). Without a flag (always, outside tests) it returns
+    at once."""
+    app = Path(log_path()).parent.parent.name if in_child() else ""  # <apps_dir>/<app>/runs/
+    names = [f"{step}.{app}", step] if app else [step]
+    name = next((n for n in names if (Path(PAUSE_DIR) / f"test-pause-{n}").exists()), None)
+    if name is None:
         return
-    reached = Path(PAUSE_DIR) / f"test-paused-{step}"
+    flag = Path(PAUSE_DIR) / f"test-pause-{name}"
+    reached = Path(PAUSE_DIR) / f"test-paused-{name}"
     reached.write_text(f"{os.getpid()}\n")
     deadline = time.monotonic() + PAUSE_LIMIT
     while flag.exists() and time.monotonic() < deadline:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from operations import formats
 from operations.formats import EXIT_FAILED, AuditRecord
-from server import backups, checks, detach, releases, schedulers, shared, uwsgi
+from server import backups, checks, detach, releases, reload_lock, schedulers, shared, uwsgi
 from server.app import App
 from server.errors import Failure, as_failure, cause, log
 from server.window import Window
@@ -40,8 +40,10 @@ def switch(app: App, release: str) -> None:
 
 
 def reload(app: App) -> None:
-    """uWSGI's chain reload, waiting until every worker is new."""
-    uwsgi.chain_reload(app.layout.fifo, app.layout.stats, app.options.reload_timeout)
+    """uWSGI's chain reload, waiting until every worker is new (one reload at a time on the
+    server: another app's deploy may be reloading the same uWSGI, see server.reload_lock)."""
+    with reload_lock.held(app.layout.apps_dir, app.options.reload_timeout):
+        uwsgi.chain_reload(app.layout.fifo, app.layout.stats, app.options.reload_timeout)
 
 
 def go_to(app: App, release: str) -> None:

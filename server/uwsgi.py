@@ -17,7 +17,7 @@ from pathlib import Path
 from server import detach
 from server.errors import Failure
 
-ASK_AGAIN_S = 2.0  # no worker replaced for this long: send the chain reload again
+ASK_AGAIN_S = 1.0  # no worker replaced for this long: send the chain reload again
 HEALTH_KEY_HEADER = "X-W2p-Health-Key"  # nginx-web2py.conf.j2 maps it; never passed to apps
 
 

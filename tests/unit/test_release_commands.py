@@ -189,7 +189,7 @@ def test_reload_waits_until_every_worker_is_new(layout, tmp_path, monkeypatch):
         os.chown(path, uid, -1)  # both are the uWSGI user's
     seen = iter([[{"pid": 1, "status": "idle"}], [{"pid": 1, "status": "idle"}]])
     monkeypatch.setattr(uwsgi, "workers", lambda stats: next(seen, [{"pid": 2, "status": "idle"}]))
-    reload_layout = Layout(apps_dir="", web2py_root="", fifo=str(fifo), stats=str(stats))
+    reload_layout = Layout(apps_dir=str(tmp_path), web2py_root="", fifo=str(fifo), stats=str(stats))
     try:
         assert commands.reload(reload_layout, timeout=5) == 0
         assert os.read(reader, 10) == b"c"  # uWSGI's master FIFO: chain reload
