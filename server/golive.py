@@ -44,6 +44,18 @@ def reload(app: App) -> None:
     uwsgi.chain_reload(app.layout.fifo, app.layout.stats, app.options.reload_timeout)
 
 
+def require_uwsgi(app: App, entry: AuditRecord) -> None:
+    """Before a run changes anything: uWSGI must be running, or the run ends here in one line
+    (audited). A stopped app server is the operator's state (or an outage to look at): a deploy
+    does not start it behind their back, and without it no release could be checked live."""
+    try:
+        uwsgi.require_running(app.layout.fifo, app.layout.stats)
+    except Failure as error:
+        failure = Failure(f"{app.name}: {error}; nothing was changed")
+        entry.result = f"failed: {failure}"
+        raise failure from None
+
+
 def go_to(app: App, release: str) -> None:
     """Switch to ``release``, reload, and check its health through nginx (raises Failure)."""
     switch(app, release)
@@ -138,6 +150,7 @@ def go_live(
     if a plain app folder's data must be adopted) back up, restore ``data()`` if given, check,
     switch, reload, check health; on any failure switch back to what was live. The caller holds
     the lock. The maintenance window, if opened here, is lifted whatever happens."""
+    require_uwsgi(app, entry)
     previous = app.live_release()
     switched = False
     window = Window(app)

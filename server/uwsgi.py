@@ -28,12 +28,16 @@ def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None)
     The FIFO and the stats socket are in a folder the uWSGI user (``user``; by default the
     folder's owner) writes: both are checked before use (see :func:`write_fifo`).
     """
-    uid = pwd.getpwnam(user).pw_uid if user else os.lstat(os.path.dirname(fifo) or ".").st_uid
+    for path in (fifo, stats):
+        if not os.path.lexists(path):  # its runtime folder goes with it (RuntimeDirectory=)
+            raise Failure(f"uWSGI is not running ({path} does not exist)")
+    uid = owner(fifo, user)
     check_socket(stats, uid)
     before = {w.get("pid") for w in workers(stats)}
     write_fifo(fifo, b"c", uid)
     detach.pause("chain-reload")  # test-only (server.detach.pause)
     deadline = time.monotonic() + timeout
+    now: list[dict] = []
     while time.monotonic() < deadline:
         time.sleep(0.1)
         now = workers(stats)
@@ -41,7 +45,37 @@ def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None)
             w.get("pid") not in before and w.get("status") in ("idle", "busy") for w in now
         ):
             return
-    raise Failure(f"uWSGI workers were not all replaced within {timeout}s")
+    if not now:  # the master is gone (stopped, or killed and not restarted)
+        raise Failure(
+            f"uWSGI stopped answering during the chain reload and was not back within "
+            f"{timeout:g}s (is it running? systemctl status web2py-uwsgi)"
+        )
+    raise Failure(f"uWSGI workers were not all replaced within {timeout:g}s")
+
+
+def owner(fifo: str, user: str | None = None) -> int:
+    """The uid uWSGI runs as: ``user``'s, by default the owner of the FIFO's folder."""
+    return pwd.getpwnam(user).pw_uid if user else os.lstat(os.path.dirname(fifo) or ".").st_uid
+
+
+def require_running(fifo: str, stats: str, user: str | None = None) -> None:
+    """Refuse to go on unless uWSGI runs: its master FIFO and stats socket exist (the uWSGI
+    user's: checked, never followed) and the stats socket lists workers. Checked before a run
+    changes anything, so that a stopped app server is one clear line (start it, then run
+    again) instead of a release switched in and back out."""
+    start = "pyinfra INVENTORY deploys/webserver.py --data webserver_action=start"
+    for path in (stats, fifo):
+        if not os.path.lexists(path):
+            raise Failure(f"uWSGI is not running ({path} does not exist): start it ({start}), "
+                          "then run again")  # fmt: skip
+    uid = owner(fifo, user)
+    check_socket(stats, uid)
+    st = os.lstat(fifo)
+    if not stat.S_ISFIFO(st.st_mode) or st.st_uid != uid:
+        raise Failure(f"uWSGI master FIFO {fifo} is not a FIFO of uid {uid}: refused")
+    if not workers(stats):
+        raise Failure(f"uWSGI is not running (its stats socket {stats} does not answer): start "
+                      f"it ({start}), then run again")  # fmt: skip
 
 
 def write_fifo(path: str, data: bytes, uid: int) -> None:
@@ -105,13 +139,14 @@ def unix_http_get(sock: Path, path: str, timeout: float) -> tuple[int, bytes]:
         conn.close()
 
 
-def https_get(port: int, path: str, key: str = "") -> tuple[int, bytes]:
+def https_get(port: int, path: str, key: str = "", timeout: float = 10) -> tuple[int, bytes]:
     """GET ``path`` from nginx on 127.0.0.1:``port`` (its certificate is not checked: it is
-    this server's own), with the health-check key if given: (status, body)."""
+    this server's own), with the health-check key if given: (status, body). ``timeout``
+    bounds the connection and each read."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
     headers = {"X-Forwarded-For": "203.0.113.1"}
     if key:
         headers[HEALTH_KEY_HEADER] = key
@@ -123,15 +158,30 @@ def https_get(port: int, path: str, key: str = "") -> tuple[int, bytes]:
         conn.close()
 
 
+STATS_TIMEOUT = 5.0  # seconds for the stats socket's whole answer (uWSGI sends it at once)
+STATS_LIMIT = 16 << 20  # bytes: a stats answer is a few KiB per worker
+
+
 def workers(stats_path: str) -> list[dict]:
-    """uWSGI's workers as its stats socket lists them ([] when it does not answer)."""
+    """uWSGI's workers as its stats socket lists them ([] when it does not answer in time).
+    The whole read is bounded, in time and size: whatever listens there (a folder the uWSGI
+    user writes) cannot hold a deploy by trickling bytes."""
+    deadline = time.monotonic() + STATS_TIMEOUT
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(5)
+            s.settimeout(STATS_TIMEOUT)
             s.connect(stats_path)
             data = b""
-            while chunk := s.recv(65536):
+            while len(data) < STATS_LIMIT:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return []
+                s.settimeout(left)
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
                 data += chunk
-        return json.loads(data).get("workers", [])
-    except (OSError, ValueError):
+        found = json.loads(data).get("workers", [])
+        return found if isinstance(found, list) else []
+    except (OSError, ValueError, AttributeError):
         return []
