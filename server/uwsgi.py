@@ -11,6 +11,7 @@ import pwd
 import socket
 import ssl
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from server import detach
 from server.errors import Failure
 
 HEALTH_KEY_HEADER = "X-W2p-Health-Key"  # nginx-web2py.conf.j2 maps it; never passed to apps
+UNIT = "web2py-uwsgi"  # the app server's systemd unit (templates/web2py-uwsgi.service.j2)
 
 
 def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None) -> None:
@@ -38,6 +40,7 @@ def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None)
     detach.pause("chain-reload")  # test-only (server.detach.pause)
     deadline = time.monotonic() + timeout
     now: list[dict] = []
+    asked = 0.0
     while time.monotonic() < deadline:
         time.sleep(0.1)
         now = workers(stats)
@@ -45,12 +48,33 @@ def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None)
             w.get("pid") not in before and w.get("status") in ("idle", "busy") for w in now
         ):
             return
+        if not now and time.monotonic() - asked > 1:
+            # gone: killed (systemd restarts it: wait) or stopped for good (nothing will
+            # come back: say so now rather than at the deadline)
+            asked = time.monotonic()
+            state = unit_state()
+            if state in ("inactive", "failed"):
+                raise Failure(f"uWSGI stopped during the chain reload ({UNIT} is {state})")
     if not now:  # the master is gone (stopped, or killed and not restarted)
         raise Failure(
             f"uWSGI stopped answering during the chain reload and was not back within "
-            f"{timeout:g}s (is it running? systemctl status web2py-uwsgi)"
+            f"{timeout:g}s (is it running? systemctl status {UNIT})"
         )
     raise Failure(f"uWSGI workers were not all replaced within {timeout:g}s")
+
+
+def unit_state(unit: str = UNIT) -> str:
+    """systemd's ActiveState of ``unit`` ("" when it cannot tell: no systemd, no such unit,
+    no answer)."""
+    try:
+        result = subprocess.run(
+            ["systemctl", "show", "--property=LoadState,ActiveState", unit],
+            capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    props = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    return props.get("ActiveState", "") if props.get("LoadState") == "loaded" else ""
 
 
 def owner(fifo: str, user: str | None = None) -> int:

@@ -178,3 +178,33 @@ def test_the_tools_own_defaults_are_group_datas():
     assert Options().check_timeout == default("deploy_check_timeout_seconds")
     reload = cli.parser().parse_args(["reload"])
     assert reload.reload_timeout == default("deploy_reload_timeout_seconds")
+
+
+@pytest.mark.parametrize(("state", "fails_within"), [("inactive", 1.5), ("activating", None)])
+def test_a_chain_reload_gives_up_at_once_when_uwsgi_was_stopped(
+    tmp_path, monkeypatch, state, fails_within
+):
+    fifo, stats = tmp_path / "fifo", tmp_path / "stats.sock"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # uWSGI's master reads it
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(stats))
+    user = pwd.getpwuid(os.getuid()).pw_name
+    seen = iter([[{"pid": 1, "status": "idle"}]])
+    monkeypatch.setattr(uwsgi, "workers", lambda stats: next(seen, []))  # then gone
+    monkeypatch.setattr(uwsgi, "unit_state", lambda unit=uwsgi.UNIT: state)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Failure) as failed:
+            uwsgi.chain_reload(str(fifo), str(stats), 3, user)
+    finally:
+        listener.close()
+        os.close(reader)
+    took = time.monotonic() - started
+    if fails_within:  # stopped for good: said at once, naming the unit's state
+        assert (
+            str(failed.value) == "uWSGI stopped during the chain reload (web2py-uwsgi is inactive)"
+        )
+        assert took < fails_within
+    else:  # being restarted by systemd: waited for, up to the timeout
+        assert "was not back within 3s" in str(failed.value) and took >= 3
