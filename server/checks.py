@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from server import uwsgi
+from server import bounded, uwsgi
 from server.app import App
 from server.errors import Failure, log
 from server.files import chown_tree, read_regular
@@ -52,11 +52,16 @@ def migrate(app: App, shadow: Path) -> None:
     script = shadow / "migrate.py"
     script.write_text("db.commit() if 'db' in globals() else None\n")
     os.chown(script, app.uid, app.gid)
-    result = subprocess.run(
-        ["python3", "web2py.py", "-S", app.name, "-M", "-R", str(script)],
-        cwd=shadow, capture_output=True, text=True, timeout=app.options.hook_timeout,
-        user=app.uid, group=app.gid, extra_groups=[],
-    )  # fmt: skip
+    try:
+        result = bounded.run(
+            ["python3", "web2py.py", "-S", app.name, "-M", "-R", str(script)],
+            app.options.hook_timeout, cwd=shadow, user=app.uid, group=app.gid, extra_groups=[],
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise Failure(
+            f"{app.name}: migrations timed out after {app.options.hook_timeout:g}s "
+            "(deploy_hook_timeout_seconds); they were killed"
+        ) from None
     if result.returncode != 0:
         tail = " | ".join(result.stderr.strip().splitlines()[-3:])
         raise Failure(f"{app.name}: migrations failed: {tail}")

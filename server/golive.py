@@ -12,7 +12,7 @@ from pathlib import Path
 
 from operations import formats
 from operations.formats import EXIT_FAILED, AuditRecord
-from server import backups, checks, detach, releases, schedulers, shared, uwsgi
+from server import backups, bounded, checks, detach, releases, schedulers, shared, uwsgi
 from server.app import App
 from server.errors import Failure, cause, log
 from server.window import Window
@@ -112,11 +112,16 @@ def drop_set_aside(app: App, backed_up: bool) -> None:
 def run_hooks(app: App, stage: str, release_dir: Path) -> None:
     """The app's hooks of ``stage``, in the release folder with $APP and $RELEASE set."""
     for command in json.loads(app.checks.hooks or "{}").get(stage, []):
-        result = subprocess.run(
-            command, shell=True, cwd=release_dir, capture_output=True, text=True,
-            env={**os.environ, "APP": app.name, "RELEASE": release_dir.name},
-            timeout=app.options.hook_timeout,
-        )  # fmt: skip
+        try:
+            result = bounded.run(
+                command, app.options.hook_timeout, shell=True, cwd=release_dir,
+                env={**os.environ, "APP": app.name, "RELEASE": release_dir.name},
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise Failure(
+                f"{app.name}: {stage} hook {command!r} timed out after "
+                f"{app.options.hook_timeout:g}s (deploy_hook_timeout_seconds); it was killed"
+            ) from None
         if result.returncode != 0:
             raise Failure(
                 f"{app.name}: {stage} hook {command!r} exited {result.returncode}: "

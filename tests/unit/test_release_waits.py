@@ -5,6 +5,7 @@ one line naming it; the stats socket cannot hold a run; the timeouts travel from
 import os
 import pwd
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from test_release_commands import app_of, audit, deploy, layout, no_uwsgi_nor_sy
 from operations.settings.apps import deploy_settings
 from operations.settings.defaults import default
 from operations.settings.validators import ConfigError
-from server import checks, cli, commands, uwsgi
+from server import bounded, checks, cli, commands, golive, uwsgi
 from server.errors import Failure
 from server.settings import Options
 
@@ -208,3 +209,26 @@ def test_a_chain_reload_gives_up_at_once_when_uwsgi_was_stopped(
         assert took < fails_within
     else:  # being restarted by systemd: waited for, up to the timeout
         assert "was not back within 3s" in str(failed.value) and took >= 3
+
+
+def test_a_hook_that_outlives_its_timeout_is_killed_with_its_children(tmp_path):
+    # subprocess.run would kill the shell only: its background job would go on
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        bounded.run("sleep 31.7 & sleep 31.7; echo never", 0.5, shell=True, cwd=tmp_path)
+    assert time.monotonic() - started < 3
+    left = subprocess.run(["pgrep", "-f", "^sleep 31.7$"], capture_output=True, text=True)
+    assert left.stdout.strip() == ""  # the whole group went
+    done = bounded.run(["sh", "-c", "echo out; echo err >&2; exit 3"], 5)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+
+
+def test_a_hook_that_times_out_fails_in_one_line(layout, tmp_path):  # noqa: F811
+    app = app_of(layout, hook_timeout=0.5)
+    app.checks.hooks = '{"before_switch": ["sleep 30"]}'
+    with pytest.raises(Failure) as failed:
+        golive.run_hooks(app, "before_switch", tmp_path)
+    assert str(failed.value) == (
+        "notes: before_switch hook 'sleep 30' timed out after 0.5s "
+        "(deploy_hook_timeout_seconds); it was killed"
+    )
