@@ -94,6 +94,11 @@ deploy_only = None  # "a,b": deploy only these apps of deploy_apps
 deploy_maintenance = None  # True/False: override every app's maintenance for this run
 deploy_notice_seconds = None  # override every app's notice_seconds for this run (0: no notice)
 deploy_lock_wait_seconds = 120  # deploy/rollback/restore: wait this long for a live run's lock
+# deploy/rollback/restore: how long each wait on the server may take before the run fails
+deploy_check_timeout_seconds = 30  # the pre-switch check, and the health check through nginx
+deploy_reload_timeout_seconds = 60  # uWSGI's chain reload: until every worker is a new one
+deploy_hook_timeout_seconds = 300  # each hook, and the migrations (migrate)
+deploy_drain_timeout_seconds = 10  # going down for maintenance: requests already in uWSGI
 web2py_apps_dir = "/srv/web2py-apps"  # releases, shared data, release log, audit log, lock
 web2py_backups_dir = "/var/backups/web2py"  # <app>.<YYYYmmddTHHMMSSZ>.zip + .sha256 (0700)
 rollback_app = None  # rollback: the app

@@ -29,7 +29,10 @@ def _window_args(app: AppSettings, config: DeploySettings, down: bool) -> list[s
     if not down:
         return ["--no-down"]
     notice = ["--notice-file", _staged_notice(app, config)] if app.notice_seconds else []
-    return ["--down", "--notice-seconds", str(app.notice_seconds), *notice]
+    return [
+        "--down", "--notice-seconds", str(app.notice_seconds), *notice,
+        "--drain-timeout", str(config.drain_timeout),
+    ]  # fmt: skip
 
 
 def _staged_notice(app: AppSettings, config: DeploySettings) -> str:
@@ -118,7 +121,7 @@ def release(
     migrate = ["--migrate"] if app.migrate else ["--no-migrate"]
     yield from run_tool(
         "deploy", *tool_args(app.name, config), "--lock-wait", str(config.lock_wait),
-        *_health_args(app),
+        *config.timeout_args(), *_health_args(app),
         "--package", remote, "--sha256", sha256, "--version", version, *backup, *migrate,
         "--keep-backups", str(app.keep_backups), "--keep-releases", str(app.keep_releases),
         "--hooks", app.hooks,
@@ -161,8 +164,9 @@ def rollback(app_name: str, config: DeploySettings, to: str = "previous"):
         host.noop(f"{app_name}: release {to} is already live")
         return
     yield from run_tool(
-        "rollback", *tool_args(app_name, config), "--lock-wait", str(config.lock_wait), "--to", to
-    )
+        "rollback", *tool_args(app_name, config), "--lock-wait", str(config.lock_wait),
+        *config.timeout_args(), "--to", to,
+    )  # fmt: skip
 
 
 @operation()
@@ -218,7 +222,7 @@ def restore(app: AppSettings, config: DeploySettings, backup: str, data: bool = 
         yield from _prepare_window(app, config)
     yield from run_tool(
         "restore", *tool_args(app.name, config), "--lock-wait", str(config.lock_wait),
-        *_health_args(app),
+        *config.timeout_args(), *_health_args(app),
         "--keep-backups", str(app.keep_backups),
         "--keep-releases", str(app.keep_releases), "--backup-name", backup, *flag,
         *_window_args(app, config, down),

@@ -9,12 +9,13 @@ import os
 import pickle
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from server import uwsgi
+from server import bounded, uwsgi
 from server.app import App
 from server.errors import Failure, log
 from server.files import chown_tree, read_regular
@@ -51,11 +52,16 @@ def migrate(app: App, shadow: Path) -> None:
     script = shadow / "migrate.py"
     script.write_text("db.commit() if 'db' in globals() else None\n")
     os.chown(script, app.uid, app.gid)
-    result = subprocess.run(
-        ["python3", "web2py.py", "-S", app.name, "-M", "-R", str(script)],
-        cwd=shadow, capture_output=True, text=True, timeout=app.options.hook_timeout,
-        user=app.uid, group=app.gid, extra_groups=[],
-    )  # fmt: skip
+    try:
+        result = bounded.run(
+            ["python3", "web2py.py", "-S", app.name, "-M", "-R", str(script)],
+            app.options.hook_timeout, cwd=shadow, user=app.uid, group=app.gid, extra_groups=[],
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise Failure(
+            f"{app.name}: migrations timed out after {app.options.hook_timeout:g}s "
+            "(deploy_hook_timeout_seconds); they were killed"
+        ) from None
     if result.returncode != 0:
         tail = " | ".join(result.stderr.strip().splitlines()[-3:])
         raise Failure(f"{app.name}: migrations failed: {tail}")
@@ -93,9 +99,8 @@ def serve_check(app: App, shadow: Path, release: str) -> None:
         while True:
             # the socket file exists a moment before uWSGI listens on it: retry, bounded
             try:
-                status, body = uwsgi.unix_http_get(
-                    sock, app.checks.health_path, app.options.check_timeout
-                )
+                left = max(deadline - time.monotonic(), 0.5)  # the whole check is bounded
+                status, body = uwsgi.unix_http_get(sock, app.checks.health_path, left)
                 break
             except (FileNotFoundError, ConnectionRefusedError) as error:
                 if proc.poll() is not None:
@@ -108,6 +113,11 @@ def serve_check(app: App, shadow: Path, release: str) -> None:
                         f"check within {app.options.check_timeout:.0f}s ({error.strerror})"
                     ) from None
                 time.sleep(0.05)
+            except socket.timeout:
+                raise Failure(
+                    f"{app.name}: pre-switch check of {app.checks.health_path} timed out: no "
+                    f"answer within {app.options.check_timeout:g}s"
+                ) from None
             except (OSError, http.client.HTTPException) as error:
                 raise Failure(
                     f"{app.name}: pre-switch check of {app.checks.health_path} failed: "
@@ -116,7 +126,10 @@ def serve_check(app: App, shadow: Path, release: str) -> None:
         judge(app, "pre-switch check", status, body)
     finally:
         proc.kill()
-        proc.wait()
+        try:
+            proc.wait(timeout=30)  # SIGKILL: at once, unless the kernel holds it (D state)
+        except subprocess.TimeoutExpired:
+            log(f"{app.name}: the pre-switch check's uWSGI (pid {proc.pid}) did not exit")
         shutil.rmtree(private, ignore_errors=True)
 
 
@@ -150,21 +163,35 @@ def error_summary(app: App, body: bytes) -> str:
 
 
 def health_through_nginx(app: App) -> None:
-    """The health check through nginx (HTTPS), retried until ``check_timeout``."""
+    """The health check through nginx (HTTPS), retried until ``check_timeout``: the whole check,
+    each request included, ends by then. A failure names the check and its last cause."""
     if not app.checks.health_path:
         return
-    deadline = time.monotonic() + app.options.check_timeout
+    timeout = app.options.check_timeout
+    deadline = time.monotonic() + timeout
     while True:
+        left = deadline - time.monotonic()
         try:
             status, body = uwsgi.https_get(
-                app.layout.health_port, app.checks.health_path, health_key(app)
+                app.layout.health_port, app.checks.health_path, health_key(app), max(left, 0.5)
             )
             judge(app, "health check", status, body)
             return
-        except (OSError, Failure) as error:
-            if time.monotonic() > deadline:
-                raise Failure(str(error)) from None
-            time.sleep(0.2)
+        except socket.timeout:
+            error: Exception = Failure(
+                f"{app.name}: health check of {app.checks.health_path} timed out: no answer "
+                f"through nginx within {timeout:g}s"
+            )
+        except (OSError, http.client.HTTPException) as failed:
+            error = Failure(
+                f"{app.name}: health check of {app.checks.health_path} failed: "
+                f"{failed or type(failed).__name__}"
+            )
+        except Failure as failed:  # a wrong answer: judge names it
+            error = failed
+        if time.monotonic() + 0.2 >= deadline:
+            raise error
+        time.sleep(0.2)
 
 
 def health_key(app: App) -> str:

@@ -144,6 +144,7 @@ def rollback(app: App, to: str = "") -> int:
         entry.from_release, entry.release = live, target
         entry.version = app.revision(target).get("version")
         entry.package_sha256 = app.revision(target).get("sha256")
+        golive.require_uwsgi(app, entry)
         try:
             golive.go_to(app, target)
             if live:

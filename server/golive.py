@@ -12,7 +12,17 @@ from pathlib import Path
 
 from operations import formats
 from operations.formats import EXIT_FAILED, AuditRecord
-from server import backups, checks, detach, releases, reload_lock, schedulers, shared, uwsgi
+from server import (
+    backups,
+    bounded,
+    checks,
+    detach,
+    releases,
+    reload_lock,
+    schedulers,
+    shared,
+    uwsgi,
+)
 from server.app import App
 from server.errors import Failure, as_failure, cause, log
 from server.window import Window
@@ -44,6 +54,18 @@ def reload(app: App) -> None:
     server: another app's deploy may be reloading the same uWSGI, see server.reload_lock)."""
     with reload_lock.held(app.layout.apps_dir, app.options.reload_timeout):
         uwsgi.chain_reload(app.layout.fifo, app.layout.stats, app.options.reload_timeout)
+
+
+def require_uwsgi(app: App, entry: AuditRecord) -> None:
+    """Before a run changes anything: uWSGI must be running, or the run ends here in one line
+    (audited). A stopped app server is the operator's state (or an outage to look at): a deploy
+    does not start it behind their back, and without it no release could be checked live."""
+    try:
+        uwsgi.require_running(app.layout.fifo, app.layout.stats)
+    except Failure as error:
+        failure = Failure(f"{app.name}: {error}; nothing was changed")
+        entry.result = f"failed: {failure}"
+        raise failure from None
 
 
 def go_to(app: App, release: str) -> None:
@@ -102,11 +124,16 @@ def drop_set_aside(app: App, backed_up: bool) -> None:
 def run_hooks(app: App, stage: str, release_dir: Path) -> None:
     """The app's hooks of ``stage``, in the release folder with $APP and $RELEASE set."""
     for command in json.loads(app.checks.hooks or "{}").get(stage, []):
-        result = subprocess.run(
-            command, shell=True, cwd=release_dir, capture_output=True, text=True,
-            env={**os.environ, "APP": app.name, "RELEASE": release_dir.name},
-            timeout=app.options.hook_timeout,
-        )  # fmt: skip
+        try:
+            result = bounded.run(
+                command, app.options.hook_timeout, shell=True, cwd=release_dir,
+                env={**os.environ, "APP": app.name, "RELEASE": release_dir.name},
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise Failure(
+                f"{app.name}: {stage} hook {command!r} timed out after "
+                f"{app.options.hook_timeout:g}s (deploy_hook_timeout_seconds); it was killed"
+            ) from None
         if result.returncode != 0:
             raise Failure(
                 f"{app.name}: {stage} hook {command!r} exited {result.returncode}: "
@@ -140,6 +167,7 @@ def go_live(
     if a plain app folder's data must be adopted) back up, restore ``data()`` if given, check,
     switch, reload, check health; on any failure switch back to what was live. The caller holds
     the lock. The maintenance window, if opened here, is lifted whatever happens."""
+    require_uwsgi(app, entry)
     previous = app.live_release()
     switched = False
     window = Window(app)

@@ -11,6 +11,7 @@ import pwd
 import socket
 import ssl
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from server.errors import Failure
 
 ASK_AGAIN_S = 1.0  # no worker replaced for this long: send the chain reload again
 HEALTH_KEY_HEADER = "X-W2p-Health-Key"  # nginx-web2py.conf.j2 maps it; never passed to apps
+UNIT = "web2py-uwsgi"  # the app server's systemd unit (templates/web2py-uwsgi.service.j2)
 
 
 def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None) -> None:
@@ -29,13 +31,18 @@ def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None)
     The FIFO and the stats socket are in a folder the uWSGI user (``user``; by default the
     folder's owner) writes: both are checked before use (see :func:`write_fifo`).
     """
-    uid = pwd.getpwnam(user).pw_uid if user else os.lstat(os.path.dirname(fifo) or ".").st_uid
+    for path in (fifo, stats):
+        if not os.path.lexists(path):  # its runtime folder goes with it (RuntimeDirectory=)
+            raise Failure(f"uWSGI is not running ({path} does not exist)")
+    uid = owner(fifo, user)
     check_socket(stats, uid)
     before = {w.get("pid") for w in workers(stats)}
     write_fifo(fifo, b"c", uid)
     detach.pause("chain-reload")  # test-only (server.detach.pause)
     deadline = time.monotonic() + timeout
     left, ask_again = before, time.monotonic() + ASK_AGAIN_S
+    now: list[dict] = []
+    asked = 0.0
     while time.monotonic() < deadline:
         time.sleep(0.1)
         now = workers(stats)
@@ -43,6 +50,15 @@ def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None)
             w.get("pid") not in before and w.get("status") in ("idle", "busy") for w in now
         ):
             return
+        if not now:
+            if time.monotonic() - asked > 1:
+                # gone: killed (systemd restarts it: wait) or stopped for good (nothing will
+                # come back: say so now rather than at the deadline)
+                asked = time.monotonic()
+                state = unit_state()
+                if state in ("inactive", "failed"):
+                    raise Failure(f"uWSGI stopped during the chain reload ({UNIT} is {state})")
+            continue
         old = {w.get("pid") for w in now} & before
         if old != left:  # a worker of ours was replaced: the reload goes on
             left, ask_again = old, time.monotonic() + ASK_AGAIN_S
@@ -52,7 +68,51 @@ def chain_reload(fifo: str, stats: str, timeout: float, user: str | None = None)
             # every worker we saw. Asking again is harmless while one runs.
             write_fifo(fifo, b"c", uid)
             ask_again = time.monotonic() + ASK_AGAIN_S
-    raise Failure(f"uWSGI workers were not all replaced within {timeout}s")
+    if not now:  # the master is gone (stopped, or killed and not restarted)
+        raise Failure(
+            f"uWSGI stopped answering during the chain reload and was not back within "
+            f"{timeout:g}s (is it running? systemctl status {UNIT})"
+        )
+    raise Failure(f"uWSGI workers were not all replaced within {timeout:g}s")
+
+
+def unit_state(unit: str = UNIT) -> str:
+    """systemd's ActiveState of ``unit`` ("" when it cannot tell: no systemd, no such unit,
+    no answer)."""
+    try:
+        result = subprocess.run(
+            ["systemctl", "show", "--property=LoadState,ActiveState", unit],
+            capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    props = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    return props.get("ActiveState", "") if props.get("LoadState") == "loaded" else ""
+
+
+def owner(fifo: str, user: str | None = None) -> int:
+    """The uid uWSGI runs as: ``user``'s, by default the owner of the FIFO's folder."""
+    return pwd.getpwnam(user).pw_uid if user else os.lstat(os.path.dirname(fifo) or ".").st_uid
+
+
+def require_running(fifo: str, stats: str, user: str | None = None) -> None:
+    """Refuse to go on unless uWSGI runs: its master FIFO and stats socket exist (the uWSGI
+    user's: checked, never followed) and the stats socket lists workers. Checked before a run
+    changes anything, so that a stopped app server is one clear line (start it, then run
+    again) instead of a release switched in and back out."""
+    start = "pyinfra INVENTORY deploys/webserver.py --data webserver_action=start"
+    for path in (stats, fifo):
+        if not os.path.lexists(path):
+            raise Failure(f"uWSGI is not running ({path} does not exist): start it ({start}), "
+                          "then run again")  # fmt: skip
+    uid = owner(fifo, user)
+    check_socket(stats, uid)
+    st = os.lstat(fifo)
+    if not stat.S_ISFIFO(st.st_mode) or st.st_uid != uid:
+        raise Failure(f"uWSGI master FIFO {fifo} is not a FIFO of uid {uid}: refused")
+    if not workers(stats):
+        raise Failure(f"uWSGI is not running (its stats socket {stats} does not answer): start "
+                      f"it ({start}), then run again")  # fmt: skip
 
 
 def write_fifo(path: str, data: bytes, uid: int) -> None:
@@ -116,13 +176,14 @@ def unix_http_get(sock: Path, path: str, timeout: float) -> tuple[int, bytes]:
         conn.close()
 
 
-def https_get(port: int, path: str, key: str = "") -> tuple[int, bytes]:
+def https_get(port: int, path: str, key: str = "", timeout: float = 10) -> tuple[int, bytes]:
     """GET ``path`` from nginx on 127.0.0.1:``port`` (its certificate is not checked: it is
-    this server's own), with the health-check key if given: (status, body)."""
+    this server's own), with the health-check key if given: (status, body). ``timeout``
+    bounds the connection and each read."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
     headers = {"X-Forwarded-For": "203.0.113.1"}
     if key:
         headers[HEALTH_KEY_HEADER] = key
@@ -134,15 +195,30 @@ def https_get(port: int, path: str, key: str = "") -> tuple[int, bytes]:
         conn.close()
 
 
+STATS_TIMEOUT = 5.0  # seconds for the stats socket's whole answer (uWSGI sends it at once)
+STATS_LIMIT = 16 << 20  # bytes: a stats answer is a few KiB per worker
+
+
 def workers(stats_path: str) -> list[dict]:
-    """uWSGI's workers as its stats socket lists them ([] when it does not answer)."""
+    """uWSGI's workers as its stats socket lists them ([] when it does not answer in time).
+    The whole read is bounded, in time and size: whatever listens there (a folder the uWSGI
+    user writes) cannot hold a deploy by trickling bytes."""
+    deadline = time.monotonic() + STATS_TIMEOUT
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(5)
+            s.settimeout(STATS_TIMEOUT)
             s.connect(stats_path)
             data = b""
-            while chunk := s.recv(65536):
+            while len(data) < STATS_LIMIT:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return []
+                s.settimeout(left)
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
                 data += chunk
-        return json.loads(data).get("workers", [])
-    except (OSError, ValueError):
+        found = json.loads(data).get("workers", [])
+        return found if isinstance(found, list) else []
+    except (OSError, ValueError, AttributeError):
         return []

@@ -132,6 +132,19 @@ class DeploySettings(Layout):
     # seconds a deploy, rollback or restore waits for a live run holding the app's lock (the
     # run of a controller that lost its connection carries on to its end on the server)
     lock_wait: int = field(default_factory=lambda: default("deploy_lock_wait_seconds"))
+    # bounds of the release tool's waits on the server (group_data/all.py says which)
+    check_timeout: int = field(default_factory=lambda: default("deploy_check_timeout_seconds"))
+    reload_timeout: int = field(default_factory=lambda: default("deploy_reload_timeout_seconds"))
+    hook_timeout: int = field(default_factory=lambda: default("deploy_hook_timeout_seconds"))
+    drain_timeout: int = field(default_factory=lambda: default("deploy_drain_timeout_seconds"))
+
+    def timeout_args(self) -> list[str]:
+        """The release tool's flags for these bounds (deploy, rollback, restore)."""
+        return [
+            "--check-timeout", str(self.check_timeout),
+            "--reload-timeout", str(self.reload_timeout),
+            "--hook-timeout", str(self.hook_timeout),
+        ]  # fmt: skip
 
 
 def app_settings(name: str, raw: Any) -> AppSettings:
@@ -242,7 +255,20 @@ def deploy_settings(data: Any, only: Any = None, require_apps: bool = True) -> D
         lock_wait=as_int(
             "deploy_lock_wait_seconds", value(data, "deploy_lock_wait_seconds"), 0, 3600
         ),
+        **{
+            name: as_int(key, value(data, key), 1, most)
+            for name, (key, most) in TIMEOUT_KEYS.items()
+        },
     )
+
+
+# DeploySettings' bounds of the tool's waits: their data keys and largest values (from 1 s)
+TIMEOUT_KEYS = {
+    "check_timeout": ("deploy_check_timeout_seconds", 3600),
+    "reload_timeout": ("deploy_reload_timeout_seconds", 3600),
+    "hook_timeout": ("deploy_hook_timeout_seconds", 86400),  # a long migration
+    "drain_timeout": ("deploy_drain_timeout_seconds", 3600),
+}
 
 
 def run_overrides(data: Any) -> dict[str, Any]:

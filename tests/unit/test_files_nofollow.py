@@ -263,7 +263,7 @@ def test_serve_check_socket_and_log_are_in_a_root_only_folder(layout, tmp_path, 
         def kill(self):
             pass
 
-        def wait(self):
+        def wait(self, timeout=None):
             return 0
 
     monkeypatch.setattr(checks.subprocess, "Popen", Proc)
