@@ -15,7 +15,6 @@ import os
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from uuid import uuid4
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
@@ -111,7 +110,8 @@ def ensure_tool() -> Iterator[StringCommand | FileUploadCommand]:
     # own temporary files (pyinfra's default one is named after the destination, shared by
     # both, and one run's cleanup removed it under the other's copy) and renames its copy into
     # place, so a tool that is running is never rewritten under it.
-    staged = f"{REMOTE_DIR}/.web2py-release.pyz.{uuid4().hex}"
+    # (pyinfra's temp names are unique per call: a uuid's hash; fixed in fixture tests)
+    staged = f"{REMOTE_DIR}/.web2py-release.pyz.{host.get_temp_filename().rsplit('/', 1)[-1]}"
     yield StringCommand("install", "-d", "-o", "root", "-g", "root", "-m", "755", REMOTE_DIR)
     yield FileUploadCommand(str(local), staged, remote_temp_filename=host.get_temp_filename())
     yield StringCommand("chown", "root:root", staged)
