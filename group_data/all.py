@@ -94,6 +94,7 @@ deploy_only = None  # "a,b": deploy only these apps of deploy_apps
 deploy_maintenance = None  # True/False: override every app's maintenance for this run
 deploy_notice_seconds = None  # override every app's notice_seconds for this run (0: no notice)
 deploy_lock_wait_seconds = 120  # deploy/rollback/restore: wait this long for a live run's lock
+deploy_run_timeout_seconds = 3600  # deploy/rollback/restore: wait this long for the server's run
 web2py_apps_dir = "/srv/web2py-apps"  # releases, shared data, release log, audit log, lock
 web2py_backups_dir = "/var/backups/web2py"  # <app>.<YYYYmmddTHHMMSSZ>.zip + .sha256 (0700)
 rollback_app = None  # rollback: the app

@@ -122,6 +122,7 @@ def release(
         *(["--delta-sha256", delta_sha256] if delta_sha256 else []),
         "--shared-files", ",".join(app.shared_files), *staged,
         "--settings", json.dumps(app.recorded(), sort_keys=True),
+        bound=(app.name, "deploy", config.run_timeout),
     )  # fmt: skip
 
 
@@ -156,8 +157,9 @@ def rollback(app_name: str, config: DeploySettings, to: str = "previous"):
         host.noop(f"{app_name}: release {to} is already live")
         return
     yield from run_tool(
-        "rollback", *tool_args(app_name, config), "--lock-wait", str(config.lock_wait), "--to", to
-    )
+        "rollback", *tool_args(app_name, config), "--lock-wait", str(config.lock_wait), "--to", to,
+        bound=(app_name, "rollback", config.run_timeout),
+    )  # fmt: skip
 
 
 @operation()
@@ -217,6 +219,7 @@ def restore(app: AppSettings, config: DeploySettings, backup: str, data: bool = 
         "--keep-backups", str(app.keep_backups),
         "--keep-releases", str(app.keep_releases), "--backup-name", backup, *flag,
         *_window_args(app, config, down),
+        bound=(app.name, "restore", config.run_timeout),
     )  # fmt: skip
 
 

@@ -132,6 +132,9 @@ class DeploySettings(Layout):
     # seconds a deploy, rollback or restore waits for a live run holding the app's lock (the
     # run of a controller that lost its connection carries on to its end on the server)
     lock_wait: int = field(default_factory=lambda: default("deploy_lock_wait_seconds"))
+    # seconds the controller waits for the end of the server's run of a deploy, rollback or
+    # restore: then (or when the link drops) it says "outcome unknown"; the run goes on there
+    run_timeout: int = field(default_factory=lambda: default("deploy_run_timeout_seconds"))
 
 
 def app_settings(name: str, raw: Any) -> AppSettings:
@@ -241,6 +244,9 @@ def deploy_settings(data: Any, only: Any = None, require_apps: bool = True) -> D
         who=f"{getpass.getuser()}@{socket.gethostname()}",
         lock_wait=as_int(
             "deploy_lock_wait_seconds", value(data, "deploy_lock_wait_seconds"), 0, 3600
+        ),
+        run_timeout=as_int(
+            "deploy_run_timeout_seconds", value(data, "deploy_run_timeout_seconds"), 10, 86400
         ),
     )
 
