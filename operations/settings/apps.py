@@ -238,16 +238,21 @@ def deploy_settings(data: Any, only: Any = None, require_apps: bool = True) -> D
         if missing:
             raise ConfigError(f"deploy_only: {missing[0]!r} is not in deploy_apps")
         apps = [a for a in apps if a.name in wanted]
+    lock_wait = as_int("deploy_lock_wait_seconds", value(data, "deploy_lock_wait_seconds"), 0, 3600)
+    run_timeout = as_int(
+        "deploy_run_timeout_seconds", value(data, "deploy_run_timeout_seconds"), 10, 86400
+    )
+    if run_timeout <= lock_wait:  # a run that waits for the lock would be reported unknown
+        raise ConfigError(
+            f"deploy_run_timeout_seconds: {run_timeout} must be longer than "
+            f"deploy_lock_wait_seconds ({lock_wait})"
+        )
     return DeploySettings(
         **layout_settings(data).layout(),
         apps=tuple(apps),
         who=f"{getpass.getuser()}@{socket.gethostname()}",
-        lock_wait=as_int(
-            "deploy_lock_wait_seconds", value(data, "deploy_lock_wait_seconds"), 0, 3600
-        ),
-        run_timeout=as_int(
-            "deploy_run_timeout_seconds", value(data, "deploy_run_timeout_seconds"), 10, 86400
-        ),
+        lock_wait=lock_wait,
+        run_timeout=run_timeout,
     )
 
 
