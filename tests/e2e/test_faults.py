@@ -444,28 +444,40 @@ def test_controller_killed_mid_restore_with_data(server, app, backup_taken, step
     redeploy(server, app)
 
 
+def cut_while_held(server: Server, proc: subprocess.Popen, step: str) -> None:
+    """Once the tool is held at ``step``: cut the link, let the tool go on, and wait (bounded)
+    for the server's run and for pyinfra to end, the link still cut."""
+    held = f"test -e {FLAGS}/test-paused-{step} && echo y; true"
+    wait_for(lambda: proc.poll() is not None or server.run(held).strip(), timeout=180)
+    assert server.run(held).strip(), f"the tool never reached {step}: {output(server)[-3000:]}"
+    with link_cut(server):
+        inside(server, f"rm -f {FLAGS}/test-pause-{step}")
+        # the server's run ends on its own, with no link to the controller
+        assert wait_for(lambda: not inside(server, IDLE).strip(), timeout=180, interval=1)
+        # the controller gives up once the bound is over, without the link
+        proc.wait(timeout=RUN_TIMEOUT + 90)
+
+
 def test_the_link_drops_mid_deploy(server, app):
     new_version(app, f"f-link-{int(time.time())}")
     step = "before-check"
     server.run(f"rm -f {FLAGS}/test-paused-{step}; touch {FLAGS}/test-pause-{step}")
-    data = {**deploy_data(app), "deploy_run_timeout_seconds": str(RUN_TIMEOUT)}
-    proc = start("deploys/app_deploy.py", server, data)
-    try:
-        assert wait_for(
-            lambda: server.run(f"test -e {FLAGS}/test-paused-{step} && echo y; true").strip(),
-            timeout=180, interval=0.5,
-        ), "the tool never reached the pre-switch check"  # fmt: skip
-        with link_cut(server):
-            inside(server, f"rm -f {FLAGS}/test-pause-{step}")
-            # the server's run ends on its own, with no link to the controller
-            assert wait_for(lambda: not inside(server, IDLE).strip(), timeout=180, interval=1)
-            # the controller gives up once the bound is over, without the link
-            proc.wait(timeout=RUN_TIMEOUT + 90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-        server.run(f"rm -f {FLAGS}/test-pause-{step}")
+    # the bound must be longer than the lock wait (refused otherwise)
+    data = {
+        **deploy_data(app),
+        "deploy_run_timeout_seconds": str(RUN_TIMEOUT),
+        "deploy_lock_wait_seconds": "10",
+    }
+    # nginx keeps serving while SSH is cut: the load goes on through it all
+    with under_load(server):
+        proc = start("deploys/app_deploy.py", server, data)
+        try:
+            cut_while_held(server, proc, step)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+            server.run(f"rm -f {FLAGS}/test-pause-{step}")
     out = output(server)
     assert proc.returncode != 0, out[-3000:]
     unknown = [line for line in out.splitlines() if "outcome unknown" in line]
