@@ -146,6 +146,44 @@ class BoundedRun(StringCommand):
             return False, CommandOutput([])
 
 
+class BoundedUpload(FileUploadCommand):
+    """A deploy's package upload, given at most ``timeout`` seconds. The release tool has not
+    run yet, so the live release is unchanged; if the link drops, the controller says so in one
+    line and fails the operation, rather than wait on TCP's own timeouts."""
+
+    def __init__(self, src: str, dest: str, *, app_name: str, timeout: int):
+        super().__init__(src, dest)
+        self.app_name, self.timeout = app_name, timeout
+
+    def execute(self, state: State, on: Host, connector_arguments: ConnectorArguments) -> bool:
+        """Upload; a timeout or a broken connection is one line, and False."""
+
+        def upload() -> tuple[bool, BaseException | None]:
+            try:
+                return super(BoundedUpload, self).execute(state, on, connector_arguments), None
+            except (OSError, SSHException, EOFError) as error:
+                return False, error
+
+        # In a greenlet of its own, left behind on a timeout: an exception raised into a
+        # stalled SFTP write only moves the wait to the file's close, which waits for the
+        # server's answers on the same dead link.
+        worker = gevent.spawn(upload)
+        worker.join(timeout=self.timeout)
+        if worker.ready():
+            status, error = worker.value
+            if error is None:
+                return status
+            why = f"the connection broke ({type(error).__name__}: {error})"
+        else:
+            worker.kill(block=False)
+            why = f"no end of the upload within {self.timeout} s (the link is lost, or slow)"
+        logger.error(
+            f"{on.name}: {self.app_name}: deploy not started: {why}; the live release is "
+            "unchanged: run the deploy again"
+        )
+        return False
+
+
 def run_tool(
     *args: str, bound: tuple[str, str, int] | None = None
 ) -> Iterator[StringCommand | FileUploadCommand]:

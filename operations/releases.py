@@ -19,7 +19,7 @@ from .facts.releases import AppLock, CleanupCandidates, LiveRelease
 from .local.app_files import AUTH_KEY, Secret
 from .local.reports import human_bytes
 from .maintenance import deploy_window
-from .release_tool import run_tool, tool_args
+from .release_tool import BoundedUpload, run_tool, tool_args
 from .secrets_upload import upload_secret
 from .settings.apps import AppSettings, DeploySettings, tool_hooks
 
@@ -97,7 +97,7 @@ def release(
     yield StringCommand("install", "-d", "-m", "700", QuoteString(config.cache_dir))
     if app.maintenance:
         yield from _prepare_window(app, config)
-    yield FileUploadCommand(package_path, remote)
+    yield BoundedUpload(package_path, remote, app_name=app.name, timeout=config.run_timeout)
     staged: list[str] = []
     if app.appconfig:
         text, masked = f"{config.cache_dir}/appconfig-{app.name}.ini", ""

@@ -388,6 +388,7 @@ def test_controller_killed_during_the_upload(server, app):
     (app["dir"] / "static" / "blob.bin").write_bytes(os.urandom(BLOB_BYTES))
     new_version(app, f"f-upload-{int(time.time())}")
     partial = "find /tmp -maxdepth 1 -name 'pyinfra-*' -size +64k | head -n 1"
+    server.run("rm -f /tmp/pyinfra-*")  # an earlier failed run's partial must not count
     with slow_ssh(server):
         out = kill_when(
             server, "deploys/app_deploy.py", deploy_data(app),
@@ -493,3 +494,40 @@ def test_the_link_drops_mid_deploy(server, app):
     line = next(ln for ln in status.output.splitlines() if f"{server.name}: notes:" in ln)
     assert f"release {current} ({app['version']})" in line and "lock: free" in line, line
     rerun(server, app)
+
+
+def test_the_link_drops_during_the_upload(server, app):
+    before, old = snapshot(server), app["version"]
+    (app["dir"] / "static" / "blob.bin").write_bytes(os.urandom(BLOB_BYTES))
+    new_version(app, f"f-upload-link-{int(time.time())}")
+    data = {
+        **deploy_data(app),
+        "deploy_run_timeout_seconds": str(RUN_TIMEOUT),
+        "deploy_lock_wait_seconds": "10",
+    }
+    partial = "find /tmp -maxdepth 1 -name 'pyinfra-*' -size +64k | head -n 1"
+    server.run("rm -f /tmp/pyinfra-*")  # an earlier failed run's partial must not count
+    with under_load(server), slow_ssh(server):
+        proc = start("deploys/app_deploy.py", server, data)
+        try:
+            wait_for(
+                lambda: proc.poll() is not None or inside(server, partial).strip(),
+                timeout=180, interval=0.05,
+            )  # fmt: skip
+            assert inside(server, partial).strip(), f"no upload: {output(server)[-3000:]}"
+            with link_cut(server):
+                # the controller gives up once the bound is over, without the link
+                proc.wait(timeout=RUN_TIMEOUT + 90)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    out = output(server)
+    assert proc.returncode != 0, out[-3000:]
+    lost = [line for line in out.splitlines() if "deploy not started" in line]
+    assert len(lost) == 1, out[-3000:]
+    assert lost[0].strip().startswith(f"{server.name}: notes: deploy not started: "), lost
+    assert "the live release is unchanged" in lost[0] and "Traceback" not in out, out[-3000:]
+    # once the link is back: nothing changed, and the deploy goes through
+    served_old_release(server, before, old)
+    redeploy(server, app)

@@ -1,16 +1,19 @@
 """The controller's bound on a deploy, rollback or restore run (deploy_run_timeout_seconds): a
-timeout or a broken connection is one "outcome unknown" line, and the operation fails."""
+timeout or a broken connection is one "outcome unknown" line, and the operation fails. The
+package's upload has the same bound: the deploy did not start."""
 
 from __future__ import annotations
 
 import logging
+import time
 from types import SimpleNamespace
 
+import gevent
 import pytest
 from paramiko import SSHException
-from pyinfra.api import StringCommand
+from pyinfra.api import FileUploadCommand, StringCommand
 
-from operations.release_tool import REMOTE_PATH, BoundedRun, run_tool
+from operations.release_tool import REMOTE_PATH, BoundedRun, BoundedUpload, run_tool
 from operations.settings.apps import deploy_settings
 from operations.settings.validators import ConfigError
 
@@ -78,3 +81,44 @@ def test_only_the_detached_runs_are_bounded(monkeypatch):
     (run,) = run_tool("deploy", "--app", "notes", bound=("notes", "deploy", 30))
     assert type(plain) is StringCommand and "_timeout" not in plain.connector_arguments
     assert isinstance(run, BoundedRun) and run.connector_arguments["_timeout"] == 30
+
+
+def upload(timeout: int = 1) -> BoundedUpload:
+    return BoundedUpload("package.tar.gz", "/var/cache/x", app_name="notes", timeout=timeout)
+
+
+def test_a_stalled_upload_is_one_line_and_the_deploy_does_not_start(monkeypatch, caplog):
+    # a stall that an exception raised into it would not end (as a dead link's SFTP close)
+    def stalled(*_args, **_kwargs):
+        while True:
+            try:
+                gevent.sleep(60)
+            except BaseException:  # noqa: BLE001, S112 - the stall outlives any exception
+                continue
+
+    monkeypatch.setattr(FileUploadCommand, "execute", stalled)
+    with caplog.at_level(logging.INFO, logger="pyinfra"):
+        started = time.monotonic()
+        assert upload().execute(None, SimpleNamespace(name="web-1"), {}) is False
+    assert time.monotonic() - started < 5
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "web-1: notes: deploy not started: no end of the upload within 1 s (the link is lost, "
+        "or slow); the live release is unchanged: run the deploy again"
+    ], lines
+
+
+def test_a_broken_upload_is_one_line(monkeypatch, caplog):
+    def broken(*_args, **_kwargs):
+        raise SSHException("SSH session not active")
+
+    monkeypatch.setattr(FileUploadCommand, "execute", broken)
+    with caplog.at_level(logging.INFO, logger="pyinfra"):
+        assert upload().execute(None, SimpleNamespace(name="web-1"), {}) is False
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "deploy not started: the connection broke (SSHException" in line, line
+
+
+def test_a_finished_upload_is_passed_through(monkeypatch):
+    monkeypatch.setattr(FileUploadCommand, "execute", lambda *_a, **_k: True)
+    assert upload().execute(None, SimpleNamespace(name="web-1"), {}) is True
