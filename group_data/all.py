@@ -99,6 +99,7 @@ deploy_check_timeout_seconds = 30  # the pre-switch check, and the health check 
 deploy_reload_timeout_seconds = 60  # uWSGI's chain reload: until every worker is a new one
 deploy_hook_timeout_seconds = 300  # each hook, and the migrations (migrate)
 deploy_drain_timeout_seconds = 10  # going down for maintenance: requests already in uWSGI
+deploy_run_timeout_seconds = 3600  # deploy/rollback/restore: wait this long for the server's run
 web2py_apps_dir = "/srv/web2py-apps"  # releases, shared data, release log, audit log, lock
 web2py_backups_dir = "/var/backups/web2py"  # <app>.<YYYYmmddTHHMMSSZ>.zip + .sha256 (0700)
 rollback_app = None  # rollback: the app

@@ -16,8 +16,12 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from pyinfra import host
-from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
+import gevent
+from paramiko import SSHException
+from pyinfra import host, logger
+from pyinfra.api import FileUploadCommand, Host, QuoteString, State, StringCommand, operation
+from pyinfra.api.arguments import ConnectorArguments
+from pyinfra.connectors.util import CommandOutput
 from pyinfra.facts.files import Sha256File
 
 from . import formats
@@ -119,11 +123,86 @@ def ensure_tool() -> Iterator[StringCommand | FileUploadCommand]:
     yield StringCommand("mv", "-f", staged, REMOTE_PATH)
 
 
-def run_tool(*args: str) -> Iterator[StringCommand | FileUploadCommand]:
+class BoundedRun(StringCommand):
+    """The release tool's run of a deploy, rollback or restore, waited for at most
+    ``timeout`` seconds. The run is detached on the server (server/detach.py): if the link
+    drops or the run outlasts the bound, it goes on there to its end, and the controller can
+    only say so, in one line naming the host, the app and the command that shows the outcome,
+    and fail the operation (pyinfra exits non-zero)."""
+
+    def __init__(self, *bits: object, app_name: str, action: str, timeout: int):
+        super().__init__(*bits, _timeout=timeout)
+        self.app_name, self.action, self.timeout = app_name, action, timeout
+
+    def execute(
+        self, state: State, on: Host, connector_arguments: ConnectorArguments
+    ) -> tuple[bool, CommandOutput]:
+        """Run it; a timeout or a broken connection is reported as "outcome unknown"."""
+        try:
+            return super().execute(state, on, connector_arguments)
+        except (TimeoutError, gevent.Timeout, OSError, SSHException, EOFError) as error:
+            why = (
+                f"no end of the run within {self.timeout} s (the link is lost, or the run slow)"
+                if isinstance(error, (TimeoutError, gevent.Timeout))
+                else f"the connection broke ({type(error).__name__}: {error})"
+            )
+            logger.error(
+                f"{on.name}: {self.app_name}: {self.action} outcome unknown: {why}; the server "
+                "ends the run on its own: see how with pyinfra INVENTORY deploys/status.py"
+            )
+            return False, CommandOutput([])
+
+
+class BoundedUpload(FileUploadCommand):
+    """A deploy's package upload, given at most ``timeout`` seconds. The release tool has not
+    run yet, so the live release is unchanged; if the link drops, the controller says so in one
+    line and fails the operation, rather than wait on TCP's own timeouts."""
+
+    def __init__(self, src: str, dest: str, *, app_name: str, timeout: int):
+        super().__init__(src, dest)
+        self.app_name, self.timeout = app_name, timeout
+
+    def execute(self, state: State, on: Host, connector_arguments: ConnectorArguments) -> bool:
+        """Upload; a timeout or a broken connection is one line, and False."""
+
+        def upload() -> tuple[bool, BaseException | None]:
+            try:
+                return super(BoundedUpload, self).execute(state, on, connector_arguments), None
+            except (OSError, SSHException, EOFError) as error:
+                return False, error
+
+        # In a greenlet of its own, left behind on a timeout: an exception raised into a
+        # stalled SFTP write only moves the wait to the file's close, which waits for the
+        # server's answers on the same dead link.
+        worker = gevent.spawn(upload)
+        worker.join(timeout=self.timeout)
+        if worker.ready():
+            status, error = worker.value
+            if error is None:
+                return status
+            why = f"the connection broke ({type(error).__name__}: {error})"
+        else:
+            worker.kill(block=False)
+            why = f"no end of the upload within {self.timeout} s (the link is lost, or slow)"
+        logger.error(
+            f"{on.name}: {self.app_name}: deploy not started: {why}; the live release is "
+            "unchanged: run the deploy again"
+        )
+        return False
+
+
+def run_tool(
+    *args: str, bound: tuple[str, str, int] | None = None
+) -> Iterator[StringCommand | FileUploadCommand]:
     """Commands that ensure the release tool is on the server, then run it with ``args``
-    (each quoted)."""
+    (each quoted). ``bound``: (app, action, seconds) for a detached run (:class:`BoundedRun`)."""
     yield from ensure_tool()
-    yield StringCommand(REMOTE_PATH, *(QuoteString(str(arg)) for arg in args))
+    quoted = (QuoteString(str(arg)) for arg in args)
+    if bound is None:
+        yield StringCommand(REMOTE_PATH, *quoted)
+        return
+    app_name, action, timeout = bound
+    yield BoundedRun(REMOTE_PATH, *quoted, app_name=app_name, action=action, timeout=timeout)
 
 
 @operation()

@@ -19,7 +19,7 @@ from .facts.releases import AppLock, CleanupCandidates, LiveRelease, UnfinishedR
 from .local.app_files import AUTH_KEY, Secret
 from .local.reports import human_bytes
 from .maintenance import deploy_window
-from .release_tool import run_tool, tool_args
+from .release_tool import BoundedUpload, run_tool, tool_args
 from .secrets_upload import upload_secret
 from .settings.apps import AppSettings, DeploySettings, tool_hooks
 
@@ -104,7 +104,7 @@ def release(
     yield StringCommand("install", "-d", "-m", "700", QuoteString(config.cache_dir))
     if app.maintenance:
         yield from _prepare_window(app, config)
-    yield FileUploadCommand(package_path, remote)
+    yield BoundedUpload(package_path, remote, app_name=app.name, timeout=config.run_timeout)
     staged: list[str] = []
     if app.appconfig:
         text, masked = f"{config.cache_dir}/appconfig-{app.name}.ini", ""
@@ -129,6 +129,7 @@ def release(
         *(["--delta-sha256", delta_sha256] if delta_sha256 else []),
         "--shared-files", ",".join(app.shared_files), *staged,
         "--settings", json.dumps(app.recorded(), sort_keys=True),
+        bound=(app.name, "deploy", config.run_timeout),
     )  # fmt: skip
 
 
@@ -165,7 +166,7 @@ def rollback(app_name: str, config: DeploySettings, to: str = "previous"):
         return
     yield from run_tool(
         "rollback", *tool_args(app_name, config), "--lock-wait", str(config.lock_wait),
-        *config.timeout_args(), "--to", to,
+        *config.timeout_args(), "--to", to, bound=(app_name, "rollback", config.run_timeout),
     )  # fmt: skip
 
 
@@ -226,6 +227,7 @@ def restore(app: AppSettings, config: DeploySettings, backup: str, data: bool = 
         "--keep-backups", str(app.keep_backups),
         "--keep-releases", str(app.keep_releases), "--backup-name", backup, *flag,
         *_window_args(app, config, down),
+        bound=(app.name, "restore", config.run_timeout),
     )  # fmt: skip
 
 

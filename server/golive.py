@@ -73,6 +73,7 @@ def go_to(app: App, release: str) -> None:
     switch(app, release)
     detach.pause("rollback-after-switch")  # test-only (server.detach.pause)
     reload(app)
+    detach.pause("health-check")  # test-only (server.detach.pause)
     checks.health_through_nginx(app)
 
 
@@ -195,6 +196,7 @@ def go_live(
                 log(f"{app.name}: copied {', '.join(copied)} of {legacy} into shared/")
         if data:
             data()
+            detach.pause("after-data-restore")  # test-only (server.detach.pause)
         step = "pre-switch check"
         run_hooks(app, "before_check", release_dir)
         detach.pause("before-check")  # test-only (server.detach.pause)
@@ -207,6 +209,7 @@ def go_live(
         step = "chain reload"
         reload(app)
         step = "health check"
+        detach.pause("health-check")  # test-only (server.detach.pause)
         checks.health_through_nginx(app)
         run_hooks(app, "after_switch", release_dir)
         app.record(release, "live")

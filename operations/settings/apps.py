@@ -137,6 +137,9 @@ class DeploySettings(Layout):
     reload_timeout: int = field(default_factory=lambda: default("deploy_reload_timeout_seconds"))
     hook_timeout: int = field(default_factory=lambda: default("deploy_hook_timeout_seconds"))
     drain_timeout: int = field(default_factory=lambda: default("deploy_drain_timeout_seconds"))
+    # seconds the controller waits for the end of the server's run of a deploy, rollback or
+    # restore: then (or when the link drops) it says "outcome unknown"; the run goes on there
+    run_timeout: int = field(default_factory=lambda: default("deploy_run_timeout_seconds"))
 
     def timeout_args(self) -> list[str]:
         """The release tool's flags for these bounds (deploy, rollback, restore)."""
@@ -248,13 +251,21 @@ def deploy_settings(data: Any, only: Any = None, require_apps: bool = True) -> D
         if missing:
             raise ConfigError(f"deploy_only: {missing[0]!r} is not in deploy_apps")
         apps = [a for a in apps if a.name in wanted]
+    lock_wait = as_int("deploy_lock_wait_seconds", value(data, "deploy_lock_wait_seconds"), 0, 3600)
+    run_timeout = as_int(
+        "deploy_run_timeout_seconds", value(data, "deploy_run_timeout_seconds"), 10, 86400
+    )
+    if run_timeout <= lock_wait:  # a run that waits for the lock would be reported unknown
+        raise ConfigError(
+            f"deploy_run_timeout_seconds: {run_timeout} must be longer than "
+            f"deploy_lock_wait_seconds ({lock_wait})"
+        )
     return DeploySettings(
         **layout_settings(data).layout(),
         apps=tuple(apps),
         who=f"{getpass.getuser()}@{socket.gethostname()}",
-        lock_wait=as_int(
-            "deploy_lock_wait_seconds", value(data, "deploy_lock_wait_seconds"), 0, 3600
-        ),
+        lock_wait=lock_wait,
+        run_timeout=run_timeout,
         **{
             name: as_int(key, value(data, key), 1, most)
             for name, (key, most) in TIMEOUT_KEYS.items()
