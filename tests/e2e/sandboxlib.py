@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import ssl
 import subprocess
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,3 +187,32 @@ def port_open(address: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def installed_server(prefix: str, web2py_zip: str) -> Iterator[Server]:
+    """One sandbox server with web2py installed, for a module fixture's ``yield from``; down
+    afterwards (also when the install failed) unless W2P_KEEP_SANDBOX=1."""
+    (started,) = sandbox_up(prefix, 1)
+    try:
+        env = {
+            "WEB2PY_ADMIN_PASSWORD": "adm-" + secrets.token_urlsafe(18),
+            "WEB2PY_SRC_ZIP": web2py_zip,
+        }
+        run = pyinfra("deploys/install_web2py.py", [started], env=env)
+        assert run.returncode == 0, run.output[-6000:]
+        yield started
+    finally:
+        if os.environ.get("W2P_KEEP_SANDBOX") != "1":
+            sandbox_down([started.name])
+
+
+def wait_bounded(proc: subprocess.Popen, timeout: float) -> int:
+    """Wait up to ``timeout`` for a process a test started; killed (by its PID) after that.
+    Its exit code."""
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    return proc.returncode

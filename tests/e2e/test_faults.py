@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -34,7 +33,7 @@ import pytest
 
 from bench.loadgen import LoadRunner
 
-from .sandboxlib import PYINFRA, ROOT, Server, http_get, pyinfra, sandbox_down, sandbox_up, wait_for
+from .sandboxlib import PYINFRA, ROOT, Server, http_get, installed_server, pyinfra, wait_for
 from .test_app_deploy import SHARED_DATA, add_note, apps_data, set_version
 
 PREFIX = "w2pf"
@@ -52,16 +51,7 @@ RUN_TIMEOUT = 20  # deploy_run_timeout_seconds for the dropped-link case
 @pytest.fixture(scope="module")
 def server(web2py_zip, e2e_ready):
     """One sandbox server with web2py installed (W2P_KEEP_SANDBOX=1 keeps it afterwards)."""
-    (started,) = sandbox_up(PREFIX, 1)
-    env = {
-        "WEB2PY_ADMIN_PASSWORD": "adm-" + secrets.token_urlsafe(18),
-        "WEB2PY_SRC_ZIP": web2py_zip,
-    }
-    run = pyinfra("deploys/install_web2py.py", [started], env=env)
-    assert run.returncode == 0, run.output[-6000:]
-    yield started
-    if os.environ.get("W2P_KEEP_SANDBOX") != "1":
-        sandbox_down([started.name])
+    yield from installed_server(PREFIX, web2py_zip)
 
 
 @pytest.fixture(scope="module")

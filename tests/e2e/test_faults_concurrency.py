@@ -39,6 +39,7 @@ from .sandboxlib import (
     http_get,
     pyinfra,
     sandbox_down,
+    wait_bounded,
     wait_for,
 )
 from .test_app_deploy import set_version
@@ -152,13 +153,8 @@ def start(server_names: list[str], data: dict[str, str], out_name: str) -> subpr
 
 def finish(proc: subprocess.Popen, out_name: str, timeout: float = 600) -> Run:
     """Wait (bounded) for a run started by :func:`start`; its exit code and output."""
-    try:
-        proc.wait(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-    return Run(proc.returncode, (ROOT / "build" / out_name).read_text(errors="replace"))
+    code = wait_bounded(proc, timeout)
+    return Run(code, (ROOT / "build" / out_name).read_text(errors="replace"))
 
 
 def served_versions(server: Server, app: str) -> set[str]:

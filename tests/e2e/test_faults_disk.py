@@ -28,7 +28,7 @@ import pytest
 
 from bench.loadgen import LoadRunner
 
-from .sandboxlib import ROOT, http_get, pyinfra, sandbox_down, sandbox_up, wait_for
+from .sandboxlib import ROOT, http_get, installed_server, pyinfra, wait_for
 from .test_app_deploy import add_note, apps_data, set_version
 from .test_faults import assert_consistent, rerun, served_versions, start
 
@@ -45,21 +45,13 @@ FILLER = ".filler"
 def server(web2py_zip, e2e_ready):
     """One sandbox server with web2py installed, its app base and backups folder on small
     filesystems of their own (W2P_KEEP_SANDBOX=1 keeps it afterwards)."""
-    (started,) = sandbox_up(PREFIX, 1)
-    env = {
-        "WEB2PY_ADMIN_PASSWORD": "adm-" + secrets.token_urlsafe(18),
-        "WEB2PY_SRC_ZIP": web2py_zip,
-    }
-    run = pyinfra("deploys/install_web2py.py", [started], env=env)
-    assert run.returncode == 0, run.output[-6000:]
-    for path, size, mode in ((APP_DIR, "64m", "0755"), (BACKUPS, "48m", "0700")):
-        started.run(
-            f'mountpoint -q {path} || {{ mkdir -p {path} && test -z "$(ls -A {path})" && '
-            f"mount -t tmpfs -o size={size},mode={mode} tmpfs {path}; }}"
-        )
-    yield started
-    if os.environ.get("W2P_KEEP_SANDBOX") != "1":
-        sandbox_down([started.name])
+    for started in installed_server(PREFIX, web2py_zip):
+        for path, size, mode in ((APP_DIR, "64m", "0755"), (BACKUPS, "48m", "0700")):
+            started.run(
+                f'mountpoint -q {path} || {{ mkdir -p {path} && test -z "$(ls -A {path})" && '
+                f"mount -t tmpfs -o size={size},mode={mode} tmpfs {path}; }}"
+            )
+        yield started
 
 
 @pytest.fixture(scope="module")

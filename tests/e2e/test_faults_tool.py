@@ -13,13 +13,12 @@ test_faults.py).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 
 import pytest
 
-from .sandboxlib import ROOT, Server, http_get, pyinfra, sandbox_down, sandbox_up, wait_for
+from .sandboxlib import ROOT, Server, http_get, installed_server, pyinfra, wait_for
 from .test_faults import (
     APP_DIR,
     FLAGS,
@@ -39,13 +38,7 @@ HEALTH = "/notes/default/health"
 @pytest.fixture(scope="module")
 def server(web2py_zip, e2e_ready):
     """One sandbox server with web2py installed (W2P_KEEP_SANDBOX=1 keeps it afterwards)."""
-    (started,) = sandbox_up(PREFIX, 1)
-    env = {"WEB2PY_ADMIN_PASSWORD": "adm-" + os.urandom(12).hex(), "WEB2PY_SRC_ZIP": web2py_zip}
-    run = pyinfra("deploys/install_web2py.py", [started], env=env)
-    assert run.returncode == 0, run.output[-6000:]
-    yield started
-    if os.environ.get("W2P_KEEP_SANDBOX") != "1":
-        sandbox_down([started.name])
+    yield from installed_server(PREFIX, web2py_zip)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import time
@@ -23,7 +22,16 @@ import pytest
 
 from bench.loadgen import LoadRunner
 
-from .sandboxlib import PYINFRA, ROOT, Server, http_get, pyinfra, sandbox_down, sandbox_up, wait_for
+from .sandboxlib import (
+    PYINFRA,
+    ROOT,
+    Server,
+    http_get,
+    installed_server,
+    pyinfra,
+    wait_bounded,
+    wait_for,
+)
 from .test_app_deploy import apps_data, set_version
 
 PREFIX = "w2pu"
@@ -37,16 +45,7 @@ HEALTH = "/notes/default/health"
 @pytest.fixture(scope="module")
 def server(web2py_zip, e2e_ready):
     """One sandbox server with web2py installed (W2P_KEEP_SANDBOX=1 keeps it afterwards)."""
-    (started,) = sandbox_up(PREFIX, 1)
-    env = {
-        "WEB2PY_ADMIN_PASSWORD": "adm-" + secrets.token_urlsafe(18),
-        "WEB2PY_SRC_ZIP": web2py_zip,
-    }
-    run = pyinfra("deploys/install_web2py.py", [started], env=env)
-    assert run.returncode == 0, run.output[-6000:]
-    yield started
-    if os.environ.get("W2P_KEEP_SANDBOX") != "1":
-        sandbox_down([started.name])
+    yield from installed_server(PREFIX, web2py_zip)
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +98,7 @@ def start(server: Server, data: dict[str, str]) -> subprocess.Popen:
 
 def finish(proc: subprocess.Popen, timeout: float = 400) -> str:
     """Wait (bounded) for a background run; its whole output."""
-    try:
-        proc.wait(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
+    wait_bounded(proc, timeout)
     out = proc.output_file  # type: ignore[attr-defined]
     out.seek(0)
     text = out.read()
