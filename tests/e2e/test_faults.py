@@ -57,13 +57,32 @@ def server(web2py_zip, e2e_ready):
 @pytest.fixture(scope="module")
 def app(server, tmp_path_factory) -> dict:
     """The example app, deployed once (version "f-0"); ``version`` is the one last deployed."""
-    app_dir = tmp_path_factory.mktemp("faults") / "notes"
+    return example_app(server, tmp_path_factory, "faults", "f-0")
+
+
+def example_app(server: Server, tmp_path_factory, folder: str, version: str) -> dict:
+    """The example app copied into a temporary ``folder`` and deployed once at ``version``."""
+    app_dir = tmp_path_factory.mktemp(folder) / "notes"
     shutil.copytree(ROOT / "examples" / "apps" / "notes", app_dir)
     state = {"dir": app_dir}
-    new_version(state, "f-0")
+    new_version(state, version)
     first = pyinfra("deploys/app_deploy.py", [server], data=deploy_data(state))
     assert first.returncode == 0, first.output[-4000:]
     return state
+
+
+def hold_at(server: Server, step: str) -> None:
+    """The tool's next run holds at ``step`` (the test-only pause flag) until it is lifted."""
+    server.run(f"rm -f {FLAGS}/test-paused-{step}; touch {FLAGS}/test-pause-{step}")
+
+
+def wait_held(server: Server, step: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+    """Wait (bounded) until the tool holds at ``step``; fails naming pyinfra's exit if not."""
+    reached = wait_for(
+        lambda: server.run(f"test -e {FLAGS}/test-paused-{step} && echo y; true").strip(),
+        timeout=timeout, interval=0.5,
+    )  # fmt: skip
+    assert reached, f"the tool never reached {step} (pyinfra exited {proc.poll()})"
 
 
 def new_version(app: dict, version: str) -> None:
@@ -72,8 +91,9 @@ def new_version(app: dict, version: str) -> None:
     app["version"] = version
 
 
-def deploy_data(app: dict) -> dict[str, str]:
-    return apps_data(app["dir"], version=app["version"])
+def deploy_data(app: dict, **data: str) -> dict[str, str]:
+    """The data of a deploy of ``app`` at its version, with more ``data`` keys."""
+    return {**apps_data(app["dir"], version=app["version"]), **data}
 
 
 def start(deploy: str, server: Server, data: dict[str, str]) -> subprocess.Popen:
@@ -108,15 +128,11 @@ def kill_at(
     """Run ``deploy`` under load, kill pyinfra (by PID, SIGKILL) once the tool is held at
     ``step``, let the tool go on, and wait (bounded) until it is done. No request through
     nginx may fail meanwhile (but for failure kinds in ``allowed``)."""
-    server.run(f"rm -f {FLAGS}/test-paused-{step}; touch {FLAGS}/test-pause-{step}")
+    hold_at(server, step)
     with under_load(server, allowed):
         proc = start(deploy, server, data)
         try:
-            reached = wait_for(
-                lambda: server.run(f"test -e {FLAGS}/test-paused-{step} && echo y; true").strip(),
-                timeout=180, interval=0.5,
-            )  # fmt: skip
-            assert reached, f"the tool never reached {step} (pyinfra exited {proc.poll()})"
+            wait_held(server, step, proc)
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
         finally:
@@ -308,14 +324,11 @@ def test_controller_killed_mid_rollback(server, app, step):
 def test_a_rerun_waits_for_the_run_that_lost_its_controller(server, app):
     new_version(app, f"f-wait-{int(time.time())}")
     step = "before-check"
-    server.run(f"rm -f {FLAGS}/test-paused-{step}; touch {FLAGS}/test-pause-{step}")
+    hold_at(server, step)
     first = start("deploys/app_deploy.py", server, deploy_data(app))
     rerun_proc = None
     try:
-        assert wait_for(
-            lambda: server.run(f"test -e {FLAGS}/test-paused-{step} && echo y; true").strip(),
-            timeout=180, interval=0.5,
-        ), "the tool never reached the pre-switch check"  # fmt: skip
+        wait_held(server, step, first)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
         # the same deploy again, while the first run still holds the lock: it waits for it

@@ -18,17 +18,20 @@ import time
 
 import pytest
 
-from .sandboxlib import ROOT, Server, http_get, installed_server, pyinfra, wait_for
+from .sandboxlib import Server, http_get, installed_server, pyinfra, wait_for
 from .test_faults import (
     APP_DIR,
     FLAGS,
     assert_consistent,
     deploy_data,
+    example_app,
+    hold_at,
     new_version,
     rerun,
     served_versions,
     start,
     tool_idle,
+    wait_held,
 )
 
 PREFIX = "w2pq"  # its own (w2pf is test_faults')
@@ -43,26 +46,16 @@ def server(web2py_zip, e2e_ready):
 
 @pytest.fixture(scope="module")
 def app(server, tmp_path_factory) -> dict:
-    app_dir = tmp_path_factory.mktemp("tool-faults") / "notes"
-    shutil.copytree(ROOT / "examples" / "apps" / "notes", app_dir)
-    state = {"dir": app_dir}
-    new_version(state, "t-0")
-    first = pyinfra("deploys/app_deploy.py", [server], data=deploy_data(state))
-    assert first.returncode == 0, first.output[-4000:]
-    return state
+    return example_app(server, tmp_path_factory, "tool-faults", "t-0")
 
 
 def kill_tool_at(server: Server, step: str, data: dict[str, str]) -> None:
     """Run the deploy; once the tool is held at ``step``, SIGKILL every release-tool process
     on the server (the detached run and the process pyinfra talks to), then lift the flag."""
-    server.run(f"rm -f {FLAGS}/test-paused-{step}; touch {FLAGS}/test-pause-{step}")
+    hold_at(server, step)
     proc = start("deploys/app_deploy.py", server, data)
     try:
-        reached = wait_for(
-            lambda: server.run(f"test -e {FLAGS}/test-paused-{step} && echo y; true").strip(),
-            timeout=180, interval=0.5,
-        )  # fmt: skip
-        assert reached, f"the tool never reached {step} (pyinfra exited {proc.poll()})"
+        wait_held(server, step, proc)
         server.run("pkill -KILL -f '[w]eb2py-release|[s]erver[.]cli' ; true")
         assert wait_for(lambda: tool_idle_but_locked(server), timeout=30, interval=0.5)
         assert proc.wait(timeout=120) != 0  # the controller saw its run die

@@ -33,6 +33,7 @@ from .sandboxlib import (
     wait_for,
 )
 from .test_app_deploy import apps_data, set_version
+from .test_faults import deploy_data, example_app, new_version
 
 PREFIX = "w2pu"
 APP_DIR = "/srv/web2py-apps/notes"
@@ -51,13 +52,7 @@ def server(web2py_zip, e2e_ready):
 @pytest.fixture(scope="module")
 def app(server, tmp_path_factory) -> dict:
     """The example app, deployed once (version "u-0"); ``version`` is the one last deployed."""
-    app_dir = tmp_path_factory.mktemp("faults-uwsgi") / "notes"
-    shutil.copytree(ROOT / "examples" / "apps" / "notes", app_dir)
-    state = {"dir": app_dir}
-    new_version(state, "u-0")
-    first = pyinfra("deploys/app_deploy.py", [server], data=deploy_data(state))
-    assert first.returncode == 0, first.output[-4000:]
-    return state
+    return example_app(server, tmp_path_factory, "faults-uwsgi", "u-0")
 
 
 @pytest.fixture
@@ -65,16 +60,6 @@ def uwsgi_running(server):
     """Whatever a test did to uWSGI, it runs again afterwards (the next test needs it)."""
     yield
     server.run(f"systemctl start {UNIT}", timeout=120)
-
-
-def new_version(app: dict, version: str) -> None:
-    """The app's code says ``version`` (its health check answers it), and so does its label."""
-    set_version(app["dir"], version)
-    app["version"] = version
-
-
-def deploy_data(app: dict, **data: str) -> dict[str, str]:
-    return {**apps_data(app["dir"], version=app["version"]), **data}
 
 
 def deploy(server: Server, app: dict, **data: str):
