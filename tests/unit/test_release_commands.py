@@ -148,12 +148,17 @@ def test_watch_probes_every_app_and_counts_their_answers(layout, tmp_path, monke
     assert probed == ["/notes/default/index"]
 
 
-def test_status_says_when_the_lock_holder_is_dead_or_alive(layout, capsys):
-    app = app_of(layout)
-    app.lock.path.mkdir(parents=True)
+def dead_lock(app: App) -> None:
+    """The lock as a run that was killed leaves it (a pid that is not running)."""
+    app.lock.path.mkdir(parents=True, exist_ok=True)
     dead = {"who": "bob", "since": "x", "version": "v", "pid": 2**22 + 7, "started": "1",
             "boot_id": lock.boot_id()}  # fmt: skip
     (app.lock.path / "info.json").write_text(json.dumps(dead))
+
+
+def test_status_says_when_the_lock_holder_is_dead_or_alive(layout, capsys):
+    app = app_of(layout)
+    dead_lock(app)
     assert commands.status(app) == 0
     state = json.loads(capsys.readouterr().out)
     assert "locked by bob" in state["locked"] and "is DEAD" in state["locked"], state
@@ -169,10 +174,7 @@ def test_status_says_when_the_lock_holder_is_dead_or_alive(layout, capsys):
 
 def test_unlock_removes_a_dead_holders_lock(layout):
     app = app_of(layout)
-    app.lock.path.mkdir(parents=True)
-    dead = {"who": "bob", "since": "x", "version": "v", "pid": 2**22 + 7, "started": "1",
-            "boot_id": lock.boot_id()}  # fmt: skip
-    (app.lock.path / "info.json").write_text(json.dumps(dead))
+    dead_lock(app)
     assert commands.unlock(app) == 0
     assert not app.lock.held()
     assert commands.unlock(app) == 0  # not locked: nothing to do
@@ -319,14 +321,6 @@ def test_main_reload_and_watch_check_their_arguments(tmp_path, capsys):
     assert "no-release.json is missing" in capsys.readouterr().err
     assert cli.main(["watch", "--layout", missing, "--seconds", "1", "--app", "bad-name"]) == 2
     assert "not an app name" in capsys.readouterr().err
-
-
-def dead_lock(app: App) -> None:
-    """The lock as a run that was killed leaves it (a pid that is not running)."""
-    app.lock.path.mkdir(parents=True, exist_ok=True)
-    dead = {"who": "bob", "since": "x", "version": "v", "pid": 2**22 + 7, "started": "1",
-            "boot_id": lock.boot_id()}  # fmt: skip
-    (app.lock.path / "info.json").write_text(json.dumps(dead))
 
 
 def test_a_run_that_died_after_its_switch_is_undone_by_the_next_deploy(layout, tmp_path, capsys):
